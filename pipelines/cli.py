@@ -1,0 +1,222 @@
+"""`cri-overlap`: the command line. A thin face over the stage functions in `pipelines/`.
+
+Errors a person can act on are printed as one line naming the file, the rule and the remedy,
+never as a traceback. Long work shows a progress bar on stderr unless `--quiet`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from pipelines.contracts import ContractError
+from pipelines.pseudonymise import PseudonymiseError, pseudonymise_extract
+from pipelines.settings import data_dir as resolve_data_dir
+from privacy.keys import PURPOSES, KeyFileError, load_key_file, new_key, write_key_file
+
+# Exit codes promised in interfaces.md section 5.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTIONS = 0, 1, 2, 3
+
+app = typer.Typer(
+    help="cri-overlap: link pseudonymised CRI arrears extracts, propose joint payment plans, "
+    "signal gemeenten.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+keys_app = typer.Typer(
+    help="Key files (linkage keys for partners, the hub key for the hub).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+out = Console()
+err = Console(stderr=True)
+
+# Failures a user can fix; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[Exception], ...] = (
+    KeyFileError,
+    PseudonymiseError,
+    ContractError,
+    FileNotFoundError,
+)
+
+
+class CliFailure(Exception):
+    """A failure reported as one line with a chosen exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parse_date(value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a date YYYY-MM-DD") from None
+
+
+DateOption = Annotated[
+    dt.date, typer.Option(parser=_parse_date, metavar="YYYY-MM-DD", help="The extract date.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+
+
+@app.callback()
+def _configure(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+    )
+
+
+@contextmanager
+def _progress(quiet: bool, description: str, total: int):
+    """A progress bar on stderr (or nothing with --quiet); yields an `advance_to(n)` callable."""
+    if quiet:
+        yield lambda _done: None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task(description, total=total)
+        yield lambda done: progress.update(task, completed=done)
+
+
+@keys_app.command("new")
+def keys_new(
+    purpose: Annotated[str, typer.Option(help=f"One of: {', '.join(PURPOSES)}.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Key file to create (mode 0600).")],
+) -> None:
+    """Write a new key file. The secret is never printed."""
+    if purpose not in PURPOSES:
+        raise typer.BadParameter(f"--purpose must be one of {', '.join(PURPOSES)}")
+    key = new_key(purpose)
+    write_key_file(key, out_path)
+    out.print(f"wrote {purpose} key {key.key_id} to {out_path}")
+
+
+@app.command()
+def synth(
+    date: DateOption,
+    persons: Annotated[int, typer.Option(min=1, help="Persons with open claims.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the raw extracts.")],
+    seed: Annotated[int, typer.Option(help="Same seed, same bytes.")] = 0,
+    quiet: QuietOption = False,
+) -> None:
+    """Realistic synthetic raw extracts (with BSNs) for every partner, plus TSL income."""
+    from pipelines.synth import synth as run_synth
+
+    with _progress(quiet, "synthesising persons", persons) as advance:
+        result = run_synth(
+            out_dir, extract_date=date, persons=persons, seed=seed, on_progress=advance
+        )
+    if not quiet:
+        table = Table("partner", "dataset", "rows", "file", title=f"raw extracts, {date}")
+        for (partner, dataset), (path, rows) in result.files.items():
+            table.add_row(partner, dataset, f"{rows:,}", str(path))
+        out.print(table)
+
+
+@app.command()
+def pseudonymise(
+    key: Annotated[Path, typer.Option(help="The partners' linkage key file.")],
+    partner: Annotated[str, typer.Option(help="Partner code, e.g. CJIB.")],
+    date: DateOption,
+    raw: Annotated[Path, typer.Option("--in", help="Raw extract: claims or income, csv/parquet.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Delivery folder for data + manifest.")],
+    quiet: QuietOption = False,
+) -> None:
+    """Partner side: hash the BSNs of one raw extract and write data + manifest."""
+    linkage_key = load_key_file(key, "linkage")
+    result = pseudonymise_extract(raw, out_dir, key=linkage_key, partner=partner, extract_date=date)
+    if not quiet:
+        out.print(f"{partner} {result.dataset}: {result.rows_written:,} rows -> {result.data_path}")
+        if result.rows_rejected:
+            reasons = ", ".join(f"{k} {v}" for k, v in result.rejected_by_reason.items())
+            out.print(
+                f"  {result.rows_rejected:,} rows with an invalid BSN ({reasons}) "
+                f"-> {result.reject_path}"
+            )
+
+
+@app.command()
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data directory (default ./data or $CRI_DATA_DIR).")
+    ] = None,
+    persons: Annotated[int, typer.Option(min=1)] = 20_000,
+    date: Annotated[
+        dt.date | None,
+        typer.Option(
+            parser=_parse_date, metavar="YYYY-MM-DD", help="Extract date (default today)."
+        ),
+    ] = None,
+    seed: int = 7,
+    quiet: QuietOption = False,
+) -> None:
+    """Synth + pseudonymise on a small default, then a summary of what was written."""
+    from pipelines.demo import run_demo
+
+    root = resolve_data_dir(data_dir)
+    with _progress(quiet, "demo: synthesising persons", persons) as advance:
+        summary = run_demo(
+            root,
+            persons=persons,
+            extract_date=date or dt.date.today(),
+            seed=seed,
+            on_progress=advance,
+        )
+    table = Table(
+        "partner",
+        "dataset",
+        "rows delivered",
+        "invalid BSNs",
+        "file",
+        title=f"demo delivery {summary.extract_date} ({summary.persons:,} persons)",
+    )
+    for result in summary.deliveries:
+        table.add_row(
+            result.partner,
+            result.dataset,
+            f"{result.rows_written:,}",
+            f"{result.rows_rejected:,}",
+            str(result.data_path.relative_to(summary.landing)),
+        )
+    out.print(table)
+    out.print(f"landing zone: {summary.landing}")
+
+
+def main() -> None:
+    """Entry point. Typer handles usage errors (exit 2) and --help; failures a user can fix
+    become one line and exit 1 (or the code the command chose); anything else is a bug and
+    keeps its traceback."""
+    try:
+        app()
+    except CliFailure as failure:
+        err.print(f"error: {failure}", highlight=False, soft_wrap=True)
+        sys.exit(failure.code)
+    except USER_ERRORS as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Small file helpers shared by every stage: atomic writes and content hashes.
+
+Everything the pipeline publishes is written under a temporary name in the same folder and then
+renamed, so a reader or a crash sees the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, streamed so national-scale files cost no memory."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def temporary_sibling(path: Path) -> Path:
+    """A temporary name next to `path` (same filesystem, so the final rename is atomic)."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def replace_atomically(temporary: Path, final: Path) -> Path:
+    """Move a finished temporary file into place in one step, flushing it to disk first."""
+    with Path(temporary).open("rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, final)
+    return Path(final)
+
+
+def write_json_atomically(path: Path, document: object) -> Path:
+    """Write JSON (UTF-8, indented, trailing newline) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(path)
+    temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return replace_atomically(temporary, path)
