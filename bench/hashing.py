@@ -82,8 +82,12 @@ def main() -> None:
 
     report = {
         "date": dt.date.today().isoformat(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                    "platform": platform.platform(), "duckdb": duckdb.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "duckdb": duckdb.__version__,
+        },
         "rows": args.rows,
         "python_hmac_loop_s": round(loop_s, 3),
         "duckdb_hmac_s": round(duck_s, 3),

@@ -16,12 +16,16 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipelines.contract_runner import ContractRunnerError
 from pipelines.contracts import ContractError
+from pipelines.ingest import IngestOutcome
 from pipelines.pseudonymise import PseudonymiseError, pseudonymise_extract
 from pipelines.settings import data_dir as resolve_data_dir
+from pipelines.settings import landing_dir as resolve_landing
 from privacy.keys import PURPOSES, KeyFileError, load_key_file, new_key, write_key_file
 
 # Exit codes promised in interfaces.md section 5.
@@ -47,6 +51,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     KeyFileError,
     PseudonymiseError,
     ContractError,
+    ContractRunnerError,  # the check itself failed: say so in one line, exit 1
     FileNotFoundError,
 )
 
@@ -72,14 +77,24 @@ DateOption = Annotated[
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
 
+class _QuietLibraries(logging.Filter):
+    """GX logs internals at INFO and pins one of its loggers to INFO when imported; a user needs
+    only its warnings. Our own loggers pass unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("great_expectations")
+
+
 @app.callback()
 def _configure(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log each step.")] = False,
 ) -> None:
+    handler = RichHandler(console=err, show_path=False, show_time=False)
+    handler.addFilter(_QuietLibraries())
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        handlers=[handler],
     )
 
 
@@ -155,6 +170,80 @@ def pseudonymise(
                 f"  {result.rows_rejected:,} rows with an invalid BSN ({reasons}) "
                 f"-> {result.reject_path}"
             )
+
+
+DataDirOption = Annotated[
+    Path | None, typer.Option(help="Data directory (default ./data or $CRI_DATA_DIR).")
+]
+LandingOption = Annotated[
+    Path | None, typer.Option(help="Landing zone (default <data-dir>/landing or $CRI_LANDING_DIR).")
+]
+
+
+def _print_outcome(outcome: IngestOutcome) -> None:
+    style = "red" if outcome.rejected else "green"
+    mark = "✗" if outcome.rejected else "✓"
+    out.print(
+        f"[{style}]{mark}[/{style}] {escape(outcome.summary())}", highlight=False, soft_wrap=True
+    )
+    if outcome.quarantine_path:
+        out.print(f"    moved to {outcome.quarantine_path}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def ingest(
+    date: DateOption,
+    data_dir: DataDirOption = None,
+    landing: LandingOption = None,
+    quiet: QuietOption = False,
+) -> None:
+    """Accept or reject each dataset delivered for one date (the first stage of `run`).
+
+    Exit 0 when every dataset is accepted, 3 when one or more were rejected (moved to the
+    quarantine with reason.json), 1 when nothing could be checked.
+    """
+    from pipelines.ingest import ingest_date
+
+    root = resolve_data_dir(data_dir)
+    outcomes = ingest_date(
+        date,
+        data_dir=root,
+        landing=resolve_landing(landing, root),
+        on_dataset=None if quiet else _print_outcome,
+    )
+    if not outcomes:
+        raise CliFailure(
+            f"{resolve_landing(landing, root) / date.isoformat()}: no deliveries "
+            "for this date; check --date and --landing"
+        )
+    if any(o.rejected for o in outcomes):
+        raise typer.Exit(EXIT_REJECTIONS)
+
+
+@app.command("check-delivery")
+def check_delivery_command(
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="A partner folder (data + manifests) or a date folder of partner folders."
+        ),
+    ],
+) -> None:
+    """Partner side: run every hub check on a delivery before sending it; loads nothing.
+
+    Exit 0 when every dataset passes, 3 when one or more would be rejected.
+    """
+    from pipelines.ingest import check_delivery
+
+    outcomes = check_delivery(folder)
+    if not outcomes:
+        raise CliFailure(
+            f"{folder}: no datasets found (expected claims/income files with manifests)"
+        )
+    for outcome in outcomes:
+        _print_outcome(outcome)
+    if any(o.rejected for o in outcomes):
+        raise typer.Exit(EXIT_REJECTIONS)
 
 
 @app.command()

@@ -28,7 +28,7 @@ from pipelines.fileio import (
     write_json_atomically,
 )
 from pipelines.reference import partner_codes
-from pipelines.settings import sql_text
+from pipelines.settings import execute_sql_file, sql_text
 from privacy.hashing import hmac_sql_parameters
 from privacy.keys import KeyMaterial
 
@@ -163,6 +163,7 @@ def pseudonymise_extract(
 
     with duckdb.connect() as con:
         con.register("raw_extract", frame)
+        execute_sql_file(con, "privacy/bsn_macros.sql")
         con.execute(
             "create temp table pseudonymised as " + sql_text("partner/pseudonymised_extract.sql"),
             hmac_sql_parameters(key.secret),

@@ -7,8 +7,10 @@ The data directory defaults to `./data` and moves with `--data-dir` or `CRI_DATA
 from __future__ import annotations
 
 import os
+import re
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -27,7 +29,31 @@ def data_dir(explicit: Path | None = None) -> Path:
     return Path(os.environ.get(DATA_DIR_ENV) or "data")
 
 
+def landing_dir(explicit: Path | None, data: Path) -> Path:
+    """The landing zone: explicit argument, else `CRI_LANDING_DIR`, else `<data>/landing`."""
+    if explicit is not None:
+        return Path(explicit)
+    env = os.environ.get(LANDING_DIR_ENV)
+    return Path(env) if env else Path(data) / "landing"
+
+
 @cache
 def sql_text(relative: str) -> str:
     """The text of one SQL file under `sql/`, e.g. `partner/pseudonymised_extract.sql`."""
     return (SQL_DIR / relative).read_text(encoding="utf-8")
+
+
+def sql_statements(relative: str) -> list[str]:
+    """The statements of a SQL file, split at a `;` that ends a line, without comment lines."""
+    code = "\n".join(
+        line for line in sql_text(relative).splitlines() if not line.lstrip().startswith("--")
+    )
+    return [s.strip() for s in re.split(r";\s*\n", code + "\n") if s.strip(" \n;")]
+
+
+def execute_sql_file(con: Any, relative: str, parameters: dict[str, Any] | None = None) -> None:
+    """Run every statement of a SQL file, binding to each only the `$name` parameters it uses
+    (DuckDB binds parameters for one statement at a time)."""
+    for statement in sql_statements(relative):
+        used = {k: v for k, v in (parameters or {}).items() if f"${k}" in statement}
+        con.execute(statement, used) if used else con.execute(statement)

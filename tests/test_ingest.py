@@ -1,0 +1,139 @@
+"""Ingest behaviour beyond single rejections: idempotence, redelivery, Parquet, check-delivery."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import duckdb
+import polars as pl
+
+from pipelines.ingest import check_delivery, ingest_date
+from tests.conftest import NIGHT_PARTNERS
+from tests.delivery_edits import edit_lines, manifest, resign, set_field
+from tests.helpers import EXTRACT_DATE
+
+DATE = EXTRACT_DATE.isoformat()
+
+
+def test_a_good_night_is_staged_exactly(night):
+    outcomes = ingest_date(EXTRACT_DATE, data_dir=night)
+    assert sorted((o.partner, o.dataset, o.status) for o in outcomes) == sorted(
+        (p, d, "accepted") for p, d in NIGHT_PARTNERS
+    )
+    staged = night / "staging" / DATE / "CJIB" / "claims.parquet"
+    delivered = pl.read_csv(
+        night / "landing" / DATE / "CJIB" / "claims.csv", separator=";", try_parse_dates=True
+    )
+    frame = pl.read_parquet(staged)
+    assert frame.drop("partner", "extract_date").equals(
+        delivered.cast(frame.drop("partner", "extract_date").schema)
+    )
+    assert frame["partner"].unique().to_list() == ["CJIB"]
+    receipt = json.loads(staged.with_name("claims.receipt.json").read_text())
+    assert (
+        receipt["rows"] == frame.height
+        and receipt["sha256"] == manifest(night / "landing" / DATE / "CJIB")["sha256"]
+    )
+    assert (night / "reports" / DATE / "validation" / "CJIB-claims.json").exists()
+
+
+def test_the_same_delivery_twice_changes_nothing(night):
+    ingest_date(EXTRACT_DATE, data_dir=night)
+    staged = night / "staging" / DATE / "BD" / "claims.parquet"
+    before = (staged.read_bytes(), staged.stat().st_mtime_ns)
+    again = ingest_date(EXTRACT_DATE, data_dir=night)
+    assert {o.status for o in again} == {"unchanged"}
+    assert (staged.read_bytes(), staged.stat().st_mtime_ns) == before
+    assert not (night / "quarantine").exists()
+
+
+def test_a_corrected_redelivery_for_the_same_date_replaces_the_staged_data(night):
+    ingest_date(EXTRACT_DATE, data_dir=night)
+    folder = night / "landing" / DATE / "CJIB"
+    edit_lines(folder, lambda lines: lines[:-1])
+    [outcome] = [o for o in ingest_date(EXTRACT_DATE, data_dir=night) if o.partner == "CJIB"]
+    assert outcome.status == "accepted"
+    assert outcome.rows == manifest(folder)["row_count"]
+    assert pl.read_parquet(outcome.staged_path).height == outcome.rows
+
+
+def test_a_rejected_redelivery_keeps_the_last_good_data(night):
+    ingest_date(EXTRACT_DATE, data_dir=night)
+    staged = night / "staging" / DATE / "CJIB" / "claims.parquet"
+    good = staged.read_bytes()
+    set_field(night / "landing" / DATE / "CJIB", 2, "stage", "unknown")
+    [outcome] = [o for o in ingest_date(EXTRACT_DATE, data_dir=night) if o.partner == "CJIB"]
+    assert outcome.rejected and staged.read_bytes() == good
+
+
+def test_parquet_delivery_is_accepted(night):
+    folder = night / "landing" / DATE / "CJIB"
+    frame = pl.read_csv(folder / "claims.csv", separator=";", try_parse_dates=True)
+    (folder / "claims.csv").unlink()
+    frame.write_parquet(folder / "claims.parquet")
+    document = manifest(folder)
+    document["file"] = "claims.parquet"
+    (folder / "claims.manifest.json").write_text(json.dumps(document))
+    resign(folder)
+    [outcome] = [o for o in ingest_date(EXTRACT_DATE, data_dir=night) if o.partner == "CJIB"]
+    assert outcome.status == "accepted" and outcome.rows == frame.height
+
+
+def test_leak_guard_sql_matches_python(tmp_path):
+    from pipelines.settings import execute_sql_file
+    from privacy.bsn import looks_like_raw_bsn
+
+    samples = [
+        "123456782",
+        "1234.56.782",
+        "123 456 782",
+        "123456783",
+        "12345678",
+        "",
+        "CJIB-123456782",
+        "000000000",
+        "249566758",
+        "2495.667.58 ",
+        None,
+    ]
+    with duckdb.connect() as con:
+        execute_sql_file(con, "privacy/bsn_macros.sql")
+        got = [
+            con.execute("select looks_like_raw_bsn($t)", {"t": s}).fetchone()[0] for s in samples
+        ]
+    assert got == [looks_like_raw_bsn(s) for s in samples]
+
+
+def test_check_delivery_loads_nothing_and_reports(night):
+    date_dir = night / "landing" / DATE
+    set_field(date_dir / "CJIB", 3, "debt_assistance", "yes")
+    before = sorted(p.relative_to(night) for p in night.rglob("*"))
+    outcomes = {(o.partner, o.dataset): o for o in check_delivery(date_dir)}
+    assert outcomes[("CJIB", "claims")].rule == "debt_assistance.format"
+    assert outcomes[("BD", "claims")].status == "ok"
+    assert sorted(p.relative_to(night) for p in night.rglob("*")) == before
+
+
+def cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_cli_exit_codes_and_one_line_per_dataset(night):
+    ok = cli("check-delivery", night / "landing" / DATE / "BD")
+    assert ok.returncode == 0 and "BD claims: passes all checks" in ok.stdout
+    set_field(night / "landing" / DATE / "CJIB", 2, "stage", "unknown")
+    run = cli("ingest", "--date", DATE, "--data-dir", night)
+    assert run.returncode == 3, run.stderr
+    lines = [x for x in run.stdout.splitlines() if x.startswith(("✓", "✗"))]
+    assert len(lines) == len(NIGHT_PARTNERS)
+    assert any("CJIB claims: REJECTED [stage.stage_known]" in x and "lines 3" in x for x in lines)
+    assert "Traceback" not in run.stderr
+    missing = cli("ingest", "--date", "2020-01-01", "--data-dir", night)
+    assert missing.returncode == 1 and "no deliveries" in missing.stderr
