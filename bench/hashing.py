@@ -27,10 +27,10 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipelines.pseudonymise import pseudonymise_extract  # noqa: E402
-from privacy.hashing import hmac_sql, hmac_sql_parameters  # noqa: E402
-from privacy.keys import new_key  # noqa: E402
-from tests.helpers import make_valid_bsn, raw_claims_frame, write_raw_csv  # noqa: E402
+from pipelines.pseudonymise import pseudonymise_extract
+from privacy.hashing import hmac_sql, hmac_sql_parameters
+from privacy.keys import new_key
+from tests.helpers import make_valid_bsn, raw_claims_frame, write_raw_csv
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -261,7 +261,7 @@ def demo(
     seed: int = 7,
     quiet: QuietOption = False,
 ) -> None:
-    """Synth + pseudonymise on a small default, then a summary of what was written."""
+    """Synth + pseudonymise + ingest on a small default, then a summary of what happened."""
     from pipelines.demo import run_demo
 
     root = resolve_data_dir(data_dir)
@@ -278,19 +278,26 @@ def demo(
         "dataset",
         "rows delivered",
         "invalid BSNs",
-        "file",
-        title=f"demo delivery {summary.extract_date} ({summary.persons:,} persons)",
+        "hub intake",
+        title=f"demo night {summary.extract_date} ({summary.persons:,} persons)",
     )
+    intake = {(o.partner, o.dataset): o for o in summary.intake}
     for result in summary.deliveries:
+        outcome = intake.get((result.partner, result.dataset))
+        if outcome is None:
+            verdict = "not ingested"
+        else:
+            verdict = f"rejected: {outcome.rule}" if outcome.rejected else outcome.status
         table.add_row(
             result.partner,
             result.dataset,
             f"{result.rows_written:,}",
             f"{result.rows_rejected:,}",
-            str(result.data_path.relative_to(summary.landing)),
+            verdict,
         )
     out.print(table)
     out.print(f"landing zone: {summary.landing}")
+    out.print(f"staged for the hub: {root / 'staging' / summary.extract_date.isoformat()}")
 
 
 def main() -> None:

@@ -2,8 +2,8 @@
 
 It plays both sides on one machine: it makes the partners' linkage key and the hub key (kept in
 `<data>/keys/`, never in the repo), synthesises raw extracts into `<data>/partner-side/`, runs
-the partner tool on every extract into the landing zone, and reports what arrived. Later stages
-(the nightly run) extend it.
+the partner tool on every extract into the landing zone, then runs the hub's intake (`ingest`)
+on that night. Later stages of the nightly run extend it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.ingest import IngestOutcome, ingest_date
 from pipelines.pseudonymise import PseudonymiseResult, pseudonymise_extract
 from pipelines.synth import synth
 from privacy.keys import KeyMaterial, load_key_file, new_key, write_key_file
@@ -24,6 +25,7 @@ class DemoSummary:
     persons: int
     landing: Path
     deliveries: list[PseudonymiseResult]
+    intake: list[IngestOutcome]
 
 
 def demo_key(data_dir: Path, purpose: str) -> KeyMaterial:
@@ -42,7 +44,8 @@ def run_demo(
     seed: int,
     on_progress: Callable[[int], None] | None = None,
 ) -> DemoSummary:
-    """Synthesise and pseudonymise one night's deliveries into `<data_dir>/landing/<date>/`."""
+    """Synthesise and pseudonymise one night's deliveries into `<data_dir>/landing/<date>/`,
+    then ingest them into `<data_dir>/staging/<date>/`."""
     data_dir = Path(data_dir)
     linkage_key = demo_key(data_dir, "linkage")
     demo_key(data_dir, "hub")
@@ -57,4 +60,5 @@ def run_demo(
         )
         for (partner, _dataset), (path, _rows) in raw.files.items()
     ]
-    return DemoSummary(extract_date, persons, landing, deliveries)
+    intake = ingest_date(extract_date, data_dir=data_dir)
+    return DemoSummary(extract_date, persons, landing, deliveries, intake)

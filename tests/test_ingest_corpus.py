@@ -206,7 +206,7 @@ CORPUS = [
         "row with too few fields",
         "CJIB",
         "claims",
-        lambda d: edit_lines(cjib(d), lambda ls: ls[:4] + [ls[4].rsplit(";", 2)[0]] + ls[5:]),
+        lambda d: edit_lines(cjib(d), lambda ls: [*ls[:4], ls[4].rsplit(";", 2)[0], *ls[5:]]),
         "unparseable",
         5,
     ),
@@ -214,7 +214,7 @@ CORPUS = [
         "row with too many fields",
         "CJIB",
         "claims",
-        lambda d: edit_lines(cjib(d), lambda ls: ls[:3] + [ls[3] + ";extra"] + ls[4:]),
+        lambda d: edit_lines(cjib(d), lambda ls: [*ls[:3], ls[3] + ";extra", *ls[4:]]),
         "unparseable",
         4,
     ),
@@ -321,7 +321,7 @@ CORPUS = [
         "duplicate claim_ref",
         "CJIB",
         "claims",
-        lambda d: edit_lines(cjib(d), lambda ls: ls + [ls[2]]),
+        lambda d: edit_lines(cjib(d), lambda ls: [*ls, ls[2]]),
         "claim_ref.unique",
         3,
     ),
@@ -401,7 +401,7 @@ CORPUS = [
         lambda d: edit_lines(
             cjib(d),
             lambda ls: (
-                [ls[0]] + [re.sub(r";\d+;(\d{4}-\d{2}-\d{2});", r";0;\1;", ls[1], count=1)] + ls[2:]
+                [ls[0], re.sub(r";\d+;(\d{4}-\d{2}-\d{2});", r";0;\1;", ls[1], count=1), *ls[2:]]
             ),
         ),
         "arrears_since.arrears_since_iff_arrears",
@@ -470,7 +470,7 @@ CORPUS = [
         "duplicate income row",
         "TSL",
         "income",
-        lambda d: edit_lines(d / "TSL", lambda ls: ls + [ls[1]], "income"),
+        lambda d: edit_lines(d / "TSL", lambda ls: [*ls, ls[1]], "income"),
         "person_pseudonym.unique",
         2,
     ),

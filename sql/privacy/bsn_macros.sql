@@ -25,10 +25,15 @@ create or replace macro bsn_rejection_reason(raw) as (
 );
 
 create or replace macro looks_like_raw_bsn(text_value) as (
-    coalesce(
-        regexp_full_match(bsn_strip(text_value), '[0-9]{9}')
-        and bsn_strip(text_value) != '000000000'
-        and bsn_elfproef_sum(bsn_strip(text_value)) % 11 = 0,
-        false
-    )
+    -- The first test is cheap and exact (only digits, spaces and dots can strip to 9 digits);
+    -- CASE evaluates the costly branch only for the few rows that pass it.
+    case
+        when
+            text_value is null or not regexp_full_match(text_value, '[0-9 .]{9,}')
+            then false
+        else
+            regexp_full_match(bsn_strip(text_value), '[0-9]{9}')
+            and bsn_strip(text_value) != '000000000'
+            and bsn_elfproef_sum(bsn_strip(text_value)) % 11 = 0
+    end
 );

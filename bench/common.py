@@ -1,0 +1,75 @@
+"""Shared benchmark helpers: a cached national-scale delivery and machine facts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pipelines.pseudonymise import pseudonymise_extract
+from pipelines.synth import GENERATOR_VERSION, synth
+from privacy.keys import load_key_file, new_key, write_key_file
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+RESULTS = HERE / "results"
+BENCH_DATE = dt.date(2026, 11, 22)
+
+
+def machine() -> dict[str, object]:
+    import duckdb
+
+    memory_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(memory_gb, 1),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+        "platform": platform.platform(),
+    }
+
+
+def national_delivery(persons: int, seed: int = 1, log=print) -> Path:
+    """`<data>/landing/<BENCH_DATE>/` for `persons` persons, generated once and reused (cached by
+    persons, seed and generator version). Returns the data dir that holds `landing/`."""
+    root = DATA / f"national-{persons}-seed{seed}"
+    stamp = root / "ready.json"
+    expected = {"persons": persons, "seed": seed, "generator_version": GENERATOR_VERSION}
+    if stamp.exists() and json.loads(stamp.read_text()) == expected:
+        return root
+    shutil.rmtree(root, ignore_errors=True)
+    log(f"generating a delivery of {persons:,} persons (cached in {root})")
+    raw = synth(root / "partner-side", extract_date=BENCH_DATE, persons=persons, seed=seed)
+    key_path = root / "keys" / "linkage.key.json"
+    write_key_file(new_key("linkage"), key_path)
+    key = load_key_file(key_path, "linkage")
+    for (partner, _), (path, _) in raw.files.items():
+        pseudonymise_extract(
+            path,
+            root / "landing" / BENCH_DATE.isoformat() / partner,
+            key=key,
+            partner=partner,
+            extract_date=BENCH_DATE,
+        )
+    shutil.rmtree(root / "partner-side")  # raw BSNs are not kept
+    stamp.write_text(json.dumps(expected))
+    return root
+
+
+def fresh_hub(root: Path) -> None:
+    """Forget everything the hub derived, keep the landing zone."""
+    for name in ("staging", "quarantine", "reports", "warehouse", "outbox", "state"):
+        shutil.rmtree(root / name, ignore_errors=True)
+
+
+def write_result(name: str, report: dict) -> Path:
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"{name}-{dt.date.today().isoformat()}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path

@@ -1,0 +1,74 @@
+"""Benchmark: validating a national-scale delivery (all datasets) against a plain DuckDB scan.
+
+The baseline reads every data file once with DuckDB in the same CSV dialect, all columns as text,
+into memory: the least any validation must do. The measured path is `ingest_date` from
+scratch: manifest checks, sha256, strict parse, the GX contract suites inside DuckDB, the leak
+guard, and staging as Parquet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import duckdb
+from common import BENCH_DATE, fresh_hub, machine, national_delivery, write_result
+
+from pipelines.ingest import ingest_date
+
+
+def scan_seconds(landing) -> float:
+    start = time.perf_counter()
+    with duckdb.connect() as con:
+        for path in sorted(landing.glob("*/*.csv")):
+            con.execute(
+                "create or replace temp table scanned as select * from read_csv($p, "
+                "delim = ';', quote = '\"', header = true, all_varchar = true)",
+                {"p": str(path)},
+            )
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, default=2_000_000)
+    args = parser.parse_args()
+    root = national_delivery(args.persons)
+    landing = root / "landing" / BENCH_DATE.isoformat()
+    rows = sum(sum(1 for _ in p.open("rb")) - 1 for p in landing.glob("*/*.csv"))
+
+    scan = min(scan_seconds(landing) for _ in range(2))
+    fresh_hub(root)
+    timings = {}
+    last = [time.perf_counter()]
+
+    def tick(outcome) -> None:
+        now = time.perf_counter()
+        timings[f"{outcome.partner}/{outcome.dataset}"] = round(now - last[0], 2)
+        last[0] = now
+        print(f"  {outcome.summary()} ({timings[f'{outcome.partner}/{outcome.dataset}']} s)")
+
+    start = time.perf_counter()
+    outcomes = ingest_date(BENCH_DATE, data_dir=root, on_dataset=tick)
+    total = time.perf_counter() - start
+    assert all(o.status == "accepted" for o in outcomes), [o.summary() for o in outcomes]
+
+    report = {
+        "machine": machine(),
+        "persons": args.persons,
+        "rows": rows,
+        "datasets": len(outcomes),
+        "duckdb_scan_s": round(scan, 2),
+        "ingest_s": round(total, 2),
+        "ratio_to_scan": round(total / scan, 1),
+        "per_dataset_s": timings,
+    }
+    path = write_result(f"ingest-{args.persons}", report)
+    print(
+        f"ingest of {rows:,} rows: {total:.1f} s, DuckDB scan {scan:.1f} s, "
+        f"ratio {total / scan:.1f}x -> {path}"
+    )
+
+
+if __name__ == "__main__":
+    main()
