@@ -549,13 +549,7 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
         if partner not in partner_codes():
             raise _Rejected(Violation("unknown_partner", f"unknown partner folder {partner!r}"))
         manifest = _read_manifest(delivery)
-        contract = _contract_for(manifest, delivery)
-        data_path = _check_placement(manifest, contract, delivery, run_date)
-        digest = sha256_file(data_path)
-        if digest != manifest["sha256"]:
-            raise _Rejected(
-                Violation("sha256_mismatch", "the data file's sha256 differs from the manifest")
-            )
+        contract, data_path, digest = _check_files(manifest, delivery, run_date)
         existing = _check_replay(manifest, delivery.dataset, digest, run_date, paths.staging)
         staged = paths.staging / run_date.isoformat() / partner / f"{delivery.dataset}.parquet"
         if existing and existing.get("sha256") == digest and staged.is_file():
@@ -605,15 +599,39 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
     except _Rejected as rejection:
         target = _quarantine(delivery, rejection, manifest, paths.quarantine / run_date.isoformat())
         log.info("%s rejected: %s", delivery.label, rejection.violations[0].rule)
-        return IngestOutcome(
-            partner,
-            delivery.dataset,
-            "rejected",
-            rows=rejection.rows,
-            violations=rejection.violations,
-            quarantine_path=target,
-            extract_date=(manifest or {}).get("extract_date"),
+        return _rejected_outcome(partner, delivery, rejection, manifest, target)
+
+
+def _check_files(
+    manifest: dict[str, Any], delivery: Delivery, run_date: dt.date | None
+) -> tuple[Contract, Path, str]:
+    """The checks that need no hub history: contract, placement, sha256."""
+    contract = _contract_for(manifest, delivery)
+    data_path = _check_placement(manifest, contract, delivery, run_date)
+    digest = sha256_file(data_path)
+    if digest != manifest["sha256"]:
+        raise _Rejected(
+            Violation("sha256_mismatch", "the data file's sha256 differs from the manifest")
         )
+    return contract, data_path, digest
+
+
+def _rejected_outcome(
+    partner: str,
+    delivery: Delivery,
+    rejection: _Rejected,
+    manifest: dict[str, Any] | None,
+    quarantine_path: Path | None = None,
+) -> IngestOutcome:
+    return IngestOutcome(
+        partner,
+        delivery.dataset,
+        "rejected",
+        rows=rejection.rows,
+        violations=rejection.violations,
+        quarantine_path=quarantine_path,
+        extract_date=(manifest or {}).get("extract_date"),
+    )
 
 
 def _check_content(
@@ -750,12 +768,7 @@ def _check_only(delivery: Delivery, work: Path) -> IngestOutcome:
     try:
         manifest = _read_manifest(delivery)
         partner = manifest["partner"]
-        contract = _contract_for(manifest, delivery)
-        data_path = _check_placement(manifest, contract, delivery, run_date)
-        if sha256_file(data_path) != manifest["sha256"]:
-            raise _Rejected(
-                Violation("sha256_mismatch", "the data file's sha256 differs from the manifest")
-            )
+        contract, data_path, _ = _check_files(manifest, delivery, run_date)
         rows, _ = _check_content(
             delivery, contract, manifest, data_path, work_dir=work, stage_to=None
         )
@@ -763,11 +776,4 @@ def _check_only(delivery: Delivery, work: Path) -> IngestOutcome:
             partner, delivery.dataset, "ok", rows=rows, extract_date=manifest["extract_date"]
         )
     except _Rejected as rejection:
-        return IngestOutcome(
-            partner,
-            delivery.dataset,
-            "rejected",
-            rows=rejection.rows,
-            violations=rejection.violations,
-            extract_date=(manifest or {}).get("extract_date"),
-        )
+        return _rejected_outcome(partner, delivery, rejection, manifest)
