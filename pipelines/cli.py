@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -172,6 +173,10 @@ def pseudonymise(
             )
 
 
+DEFAULT_WORKERS = os.cpu_count() or 1
+WorkersOption = Annotated[
+    int, typer.Option(min=1, help="Datasets checked in parallel (default: one per CPU core).")
+]
 DataDirOption = Annotated[
     Path | None, typer.Option(help="Data directory (default ./data or $CRI_DATA_DIR).")
 ]
@@ -195,6 +200,7 @@ def ingest(
     date: DateOption,
     data_dir: DataDirOption = None,
     landing: LandingOption = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
     quiet: QuietOption = False,
 ) -> None:
     """Accept or reject each dataset delivered for one date (the first stage of `run`).
@@ -210,6 +216,7 @@ def ingest(
         data_dir=root,
         landing=resolve_landing(landing, root),
         on_dataset=None if quiet else _print_outcome,
+        workers=workers,
     )
     if not outcomes:
         raise CliFailure(

@@ -65,6 +65,7 @@ MANIFEST_FIELDS: dict[str, type] = {
     "row_count": int,
 }
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
 
 # What a partner should do about each rule; contract rules share the last entry.
@@ -478,10 +479,17 @@ def _typed_view(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     con.execute(f"create or replace view delivery as select {', '.join(parts)} from delivery_text")
 
 
+def _connect(database: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A connection for batch work: no terminal progress bar (it would print from workers)."""
+    con = duckdb.connect(str(database), read_only=read_only)
+    con.execute("set enable_progress_bar = false")
+    return con
+
+
 def _prepare(database: Path, data_path: Path, contract: Contract) -> int:
     """Parse the data file into `delivery_text` (+ typed view) in a fresh DuckDB file."""
     database.unlink(missing_ok=True)
-    with duckdb.connect(str(database)) as con:
+    with _connect(database) as con:
         execute_sql_file(con, "privacy/bsn_macros.sql")
         execute_sql_file(
             con,
@@ -511,7 +519,7 @@ def _stage(database: Path, contract: Contract, manifest: dict[str, Any], target:
     columns = ", ".join(f'"{c}"' for c in contract.columns)
     temporary = temporary_sibling(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(str(database), read_only=True) as con:
+    with _connect(database, read_only=True) as con:
         con.execute(
             f"""copy (select {columns}, '{manifest["partner"]}' as partner,
                        date '{manifest["extract_date"]}' as extract_date
@@ -717,17 +725,45 @@ def _quarantine(
 
 
 def ingest_date(
-    run_date: dt.date, *, data_dir: Path, landing: Path | None = None, on_dataset: Any = None
+    run_date: dt.date,
+    *,
+    data_dir: Path,
+    landing: Path | None = None,
+    on_dataset: Any = None,
+    workers: int = 1,
 ) -> list[IngestOutcome]:
-    """Ingest every dataset delivered for `run_date`; one bad dataset never stops the others."""
+    """Ingest every dataset delivered for `run_date`; one bad dataset never stops the others.
+
+    Datasets are independent (own work file, own outputs), so `workers > 1` checks them in
+    parallel processes, as the DAG's mapped tasks do: GX spends much of its time in
+    single-threaded Python, which then overlaps with DuckDB's work. Outcomes come back in
+    discovery order; `on_dataset` is called as each finishes.
+    """
     landing = landing_dir(landing, data_dir)
-    outcomes = []
-    for delivery in discover(landing / run_date.isoformat()):
-        outcome = ingest_delivery(delivery, run_date=run_date, data_dir=data_dir)
-        outcomes.append(outcome)
-        if on_dataset:
-            on_dataset(outcome)
-    return outcomes
+    deliveries = discover(landing / run_date.isoformat())
+    if workers <= 1 or len(deliveries) <= 1:
+        outcomes = []
+        for delivery in deliveries:
+            outcomes.append(ingest_delivery(delivery, run_date=run_date, data_dir=data_dir))
+            if on_dataset:
+                on_dataset(outcomes[-1])
+        return outcomes
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn: a forked child would share DuckDB's and GX's in-process state with the parent.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(deliveries)), mp_context=context) as pool:
+        futures = {
+            pool.submit(ingest_delivery, delivery, run_date=run_date, data_dir=data_dir): index
+            for index, delivery in enumerate(deliveries)
+        }
+        results: dict[int, IngestOutcome] = {}
+        for future in as_completed(futures):
+            results[futures[future]] = future.result()
+            if on_dataset:
+                on_dataset(results[futures[future]])
+    return [results[index] for index in range(len(deliveries))]
 
 
 def check_delivery(folder: Path) -> list[IngestOutcome]:

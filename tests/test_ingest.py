@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -137,3 +138,18 @@ def test_cli_exit_codes_and_one_line_per_dataset(night):
     assert "Traceback" not in run.stderr
     missing = cli("ingest", "--date", "2020-01-01", "--data-dir", night)
     assert missing.returncode == 1 and "no deliveries" in missing.stderr
+
+
+def test_parallel_ingest_equals_sequential(night, tmp_path_factory):
+    other = tmp_path_factory.mktemp("sequential")
+    shutil.copytree(night / "landing", other / "landing")
+    set_field(night / "landing" / DATE / "CJIB", 2, "stage", "unknown")
+    set_field(other / "landing" / DATE / "CJIB", 2, "stage", "unknown")
+    parallel = ingest_date(EXTRACT_DATE, data_dir=night, workers=2)
+    sequential = ingest_date(EXTRACT_DATE, data_dir=other, workers=1)
+    summary = [(o.partner, o.dataset, o.status, o.rows, o.rule) for o in parallel]
+    assert summary == [(o.partner, o.dataset, o.status, o.rows, o.rule) for o in sequential]
+    for outcome in parallel:
+        if outcome.staged_path:
+            twin = other / outcome.staged_path.relative_to(night)
+            assert pl.read_parquet(outcome.staged_path).equals(pl.read_parquet(twin))
