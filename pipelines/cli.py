@@ -57,6 +57,16 @@ USER_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+def _stage_errors() -> tuple[type[Exception], ...]:
+    """Failures of a run that stop it before publishing (imported lazily: heavy modules)."""
+    from pipelines.link import LinkError
+    from pipelines.publish import PublishError
+    from pipelines.run import RunFailed
+    from pipelines.stage_contracts import StageContractError
+
+    return (LinkError, PublishError, RunFailed, StageContractError)
+
+
 class CliFailure(Exception):
     """A failure reported as one line with a chosen exit code."""
 
@@ -254,6 +264,81 @@ def check_delivery_command(
 
 
 @app.command()
+def run(
+    date: DateOption,
+    data_dir: DataDirOption = None,
+    landing: LandingOption = None,
+    hub_key: Annotated[
+        Path | None, typer.Option(help="Hub key file (default $CRI_HUB_KEY_FILE).")
+    ] = None,
+    workers: WorkersOption = DEFAULT_WORKERS,
+    quiet: QuietOption = False,
+) -> None:
+    """The nightly pipeline for one extract date: ingest, link, publish.
+
+    Exit 0 all datasets accepted and published; 3 published, but one or more datasets were
+    rejected; 1 failed, nothing published; 2 usage error.
+    """
+    from pipelines.run import run_night
+
+    root = resolve_data_dir(data_dir)
+    summary = run_night(
+        date,
+        data_dir=root,
+        landing=resolve_landing(landing, root),
+        hub_key_path=hub_key,
+        workers=workers,
+        on_dataset=None if quiet else _print_outcome,
+        on_stage=None if quiet else _print_stage,
+    )
+    if not quiet:
+        link = summary.link
+        out.print(
+            f"linked {link.claims:,} claims of {link.persons:,} persons; "
+            f"{link.persons_multi:,} in arrears at 2+ partners"
+        )
+        out.print(overlap_table(summary.snapshot, date))
+        out.print(f"analysts' database: {summary.snapshot}")
+    if summary.rejected:
+        names = ", ".join(f"{o.partner}/{o.dataset}" for o in summary.rejected)
+        err.print(f"published, but rejected: {names} (see quarantine/{date.isoformat()}/)")
+    raise typer.Exit(summary.exit_code)
+
+
+def _print_stage(name: str, seconds: float) -> None:
+    out.print(f"[dim]{name} done in {seconds:.1f} s[/dim]")
+
+
+def overlap_table(snapshot: Path, run_date: dt.date) -> Table:
+    """Persons by number of partners with arrears, from the published snapshot."""
+    import duckdb
+
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        rows = con.execute(
+            "select n_partners, persons from overlap_counts where run_date = $d "
+            "order by n_partners",
+            {"d": run_date},
+        ).fetchall()
+        pairs = con.execute(
+            "select partner_a || ' + ' || partner_b, persons from overlap_pairs "
+            "where run_date = $d order by persons desc limit 5",
+            {"d": run_date},
+        ).fetchall()
+    table = Table(
+        "partners with arrears", "persons", "top pairs", "persons", title=f"overlap {run_date}"
+    )
+    for index, (n_partners, persons) in enumerate(rows):
+        pair, pair_persons = pairs[index] if index < len(pairs) else ("", None)
+        table.add_row(
+            str(n_partners),
+            f"{persons:,}",
+            pair,
+            f"{pair_persons:,}" if pair_persons is not None else "",
+        )
+    return table
+
+
+@app.command()
 def demo(
     data_dir: Annotated[
         Path | None, typer.Option(help="Data directory (default ./data or $CRI_DATA_DIR).")
@@ -268,7 +353,7 @@ def demo(
     seed: int = 7,
     quiet: QuietOption = False,
 ) -> None:
-    """Synth + pseudonymise + ingest on a small default, then a summary of what happened."""
+    """Synth + pseudonymise + run (ingest, link, publish) on a small default, then a summary."""
     from pipelines.demo import run_demo
 
     root = resolve_data_dir(data_dir)
@@ -288,7 +373,7 @@ def demo(
         "hub intake",
         title=f"demo night {summary.extract_date} ({summary.persons:,} persons)",
     )
-    intake = {(o.partner, o.dataset): o for o in summary.intake}
+    intake = {(o.partner, o.dataset): o for o in summary.run.outcomes}
     for result in summary.deliveries:
         outcome = intake.get((result.partner, result.dataset))
         if outcome is None:
@@ -303,8 +388,9 @@ def demo(
             verdict,
         )
     out.print(table)
+    out.print(overlap_table(summary.run.snapshot, summary.extract_date))
     out.print(f"landing zone: {summary.landing}")
-    out.print(f"staged for the hub: {root / 'staging' / summary.extract_date.isoformat()}")
+    out.print(f"analysts' database: {summary.run.snapshot}")
 
 
 def main() -> None:
@@ -319,6 +405,11 @@ def main() -> None:
     except USER_ERRORS as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)
         sys.exit(EXIT_FAILED)
+    except Exception as exc:
+        if isinstance(exc, _stage_errors()):
+            err.print(f"error: {exc}; nothing published", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_FAILED)
+        raise
 
 
 if __name__ == "__main__":

@@ -2,19 +2,20 @@
 
 It plays both sides on one machine: it makes the partners' linkage key and the hub key (kept in
 `<data>/keys/`, never in the repo), synthesises raw extracts into `<data>/partner-side/`, runs
-the partner tool on every extract into the landing zone, then runs the hub's intake (`ingest`)
-on that night. Later stages of the nightly run extend it.
+the partner tool on every extract into the landing zone, then runs the hub's nightly run
+(`run_night`: ingest, link, publish) on that night.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipelines.ingest import IngestOutcome, ingest_date
 from pipelines.pseudonymise import PseudonymiseResult, pseudonymise_extract
+from pipelines.run import RunSummary, run_night
 from pipelines.synth import synth
 from privacy.keys import KeyMaterial, load_key_file, new_key, write_key_file
 
@@ -25,12 +26,16 @@ class DemoSummary:
     persons: int
     landing: Path
     deliveries: list[PseudonymiseResult]
-    intake: list[IngestOutcome]
+    run: RunSummary
+
+
+def demo_key_path(data_dir: Path, purpose: str) -> Path:
+    return Path(data_dir) / "keys" / f"{purpose}.key.json"
 
 
 def demo_key(data_dir: Path, purpose: str) -> KeyMaterial:
     """The demo's key for `purpose`, created on first use (a real partner or hub brings its own)."""
-    path = Path(data_dir) / "keys" / f"{purpose}.key.json"
+    path = demo_key_path(data_dir, purpose)
     if not path.exists():
         write_key_file(new_key(purpose), path)
     return load_key_file(path, purpose)
@@ -45,7 +50,7 @@ def run_demo(
     on_progress: Callable[[int], None] | None = None,
 ) -> DemoSummary:
     """Synthesise and pseudonymise one night's deliveries into `<data_dir>/landing/<date>/`,
-    then ingest them into `<data_dir>/staging/<date>/`."""
+    then run the night: ingest, link and publish `<data_dir>/warehouse/analytics.duckdb`."""
     data_dir = Path(data_dir)
     linkage_key = demo_key(data_dir, "linkage")
     demo_key(data_dir, "hub")
@@ -60,5 +65,10 @@ def run_demo(
         )
         for (partner, _dataset), (path, _rows) in raw.files.items()
     ]
-    intake = ingest_date(extract_date, data_dir=data_dir)
-    return DemoSummary(extract_date, persons, landing, deliveries, intake)
+    night = run_night(
+        extract_date,
+        data_dir=data_dir,
+        hub_key_path=demo_key_path(data_dir, "hub"),
+        workers=os.cpu_count() or 1,
+    )
+    return DemoSummary(extract_date, persons, landing, deliveries, night)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass, field
+from typing import Any
 
 _BLOCK = 64  # SHA-256 block size in bytes
 
@@ -53,3 +54,26 @@ def hmac_sql_parameters(secret: bytes) -> dict[str, bytes]:
     """Named parameters to bind with `hmac_sql` (DuckDB `$hmac_ipad`, `$hmac_opad`)."""
     pads = hmac_pads(secret)
     return {"hmac_ipad": pads.inner, "hmac_opad": pads.outer}
+
+
+# Hub person ids: a keyed hash of the linkage pseudonym under the hub's own secret, so nothing
+# past the link stage carries a partner pseudonym. 32 hex characters (128 bits) are plenty for a
+# few million persons and make a person id visibly different from a 64-hex linkage pseudonym.
+PERSON_ID_HEX = 32
+
+
+def hub_person_id(hub_secret: bytes, linkage_pseudonym: str) -> str:
+    """Reference: the hub person id of one linkage pseudonym."""
+    return pseudonym(hub_secret, linkage_pseudonym)[:PERSON_ID_HEX]
+
+
+def create_person_ids(con: Any, pseudonyms_sql: str, hub_secret: bytes) -> None:
+    """Create temp table `person_ids(person_pseudonym, person_id)` for the distinct pseudonyms a
+    query returns; the hub key travels only as bound parameters."""
+    con.execute(
+        "create or replace temp table person_ids as "
+        "select person_pseudonym, "
+        f"left({hmac_sql('encode(person_pseudonym)')}, {PERSON_ID_HEX}) as person_id "
+        f"from (select distinct person_pseudonym from ({pseudonyms_sql}))",
+        hmac_sql_parameters(hub_secret),
+    )

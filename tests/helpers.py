@@ -52,3 +52,71 @@ def write_raw_csv(frame: pl.DataFrame, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.write_csv(path, separator=";", null_value="", date_format="%Y-%m-%d")
     return path
+
+
+def pseudonym_of(name: str) -> str:
+    """A stable fake linkage pseudonym for a hand-worked person ("P1", "P2", ...)."""
+    import hashlib
+
+    return hashlib.sha256(f"test-person-{name}".encode()).hexdigest()
+
+
+CLAIM_DEFAULTS = {
+    "claim_type": None,
+    "imposed_cents": 50000,
+    "outstanding_cents": 50000,
+    "arrears_cents": 50000,
+    "arrears_since": "2026-01-15",
+    "stage": "final_notice",
+    "debt_assistance": "false",
+    "gemeente_code": "GM0363",
+}
+FIRST_CLAIM_TYPE = {
+    "BD": "INKOMSTENBELASTING",
+    "TSL": "TERUGVORDERING_ZORGTOESLAG",
+    "CJIB": "WAHV",
+    "CAK": "EIGEN_BIJDRAGE_WMO",
+    "DUO": "STUDIESCHULD",
+    "RVO": "TERUGVORDERING_SUBSIDIE",
+    "SVB": "TERUGVORDERING_AOW",
+    "UWV": "TERUGVORDERING_WW",
+}
+
+
+def write_claims_delivery(landing: Path, date: dt.date, partner: str, claims: list[dict]) -> Path:
+    """A hand-made claims delivery (CSV + manifest) for `partner` on `date`.
+
+    Each claim is a dict with at least `person` (a name for `pseudonym_of`); other columns
+    default to CLAIM_DEFAULTS. Set arrears_cents to 0 and arrears_since to "" for no arrears.
+    """
+    import hashlib
+    import json
+
+    folder = Path(landing) / date.isoformat() / partner
+    folder.mkdir(parents=True, exist_ok=True)
+    header = ["person_pseudonym", "claim_ref", *CLAIM_DEFAULTS]
+    lines = [";".join(header)]
+    for index, claim in enumerate(claims, start=1):
+        row = {**CLAIM_DEFAULTS, "claim_type": FIRST_CLAIM_TYPE[partner], **claim}
+        row["person_pseudonym"] = pseudonym_of(row.pop("person"))
+        row["claim_ref"] = row.get("claim_ref", f"{partner}-{date:%Y%m%d}-{index}")
+        lines.append(";".join(str(row[column]) for column in header))
+    data = folder / "claims.csv"
+    data.write_text("\n".join(lines) + "\n")
+    manifest = {
+        "contract": "claims",
+        "contract_version": "1.0.0",
+        "partner": partner,
+        "extract_date": date.isoformat(),
+        "key_id": "link-test",
+        "file": "claims.csv",
+        "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "row_count": len(claims),
+    }
+    (folder / "claims.manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def hub_key_file(folder: Path) -> Path:
+    """A hub key file in a test folder."""
+    return write_key_file(new_key("hub"), Path(folder) / "hub.key.json")

@@ -121,3 +121,4 @@ def test_demo_builds_a_landing_zone(tmp_path):
     manifests = sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*.manifest.json"))
     assert len(manifests) == 9 and "TSL/income.manifest.json" in manifests
     assert not list(landing.rglob("*.key.json"))
+    assert (tmp_path / "warehouse" / "analytics.duckdb").is_file()

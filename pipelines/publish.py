@@ -1,0 +1,174 @@
+"""Publish: the analysts' snapshot `warehouse/analytics.duckdb`, rebuilt and swapped atomically.
+
+Every run date in `linked/` goes in (history is kept; a rerun of a date replaced that date's
+folder, so nothing doubles), plus `runs` (from `linked/<date>/run.json`), `rejections` (from the
+quarantine's reason.json files) and the aggregates for wide sharing with small cells suppressed
+(`privacy.suppression`). The snapshot is written to a temporary file next to the old one,
+checked against the `analytics` contract, commented from it, and then renamed over the old one:
+a reader that opened the old file keeps reading it, a new reader gets the new one, and a failed
+publish leaves the previous snapshot in place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.contracts import Contract, load_contract
+from pipelines.fileio import replace_atomically
+from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
+from pipelines.stage_contracts import check_tables, comment_statements, table_schema
+from privacy.suppression import suppress_grid
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT = "analytics.duckdb"
+FROM_LINKED = ("persons", "claims", "overlap_counts", "overlap_pairs")
+PUBLISHED = (*FROM_LINKED, "runs", "rejections", "agg_gemeente_partners", "agg_partner_pairs")
+PARTNER_BUCKETS = ("1", "2", "3", "4+")
+
+
+class PublishError(Exception):
+    """There is nothing to publish, or the snapshot breaks its contract."""
+
+
+def snapshot_path(data_dir: Path) -> Path:
+    return Path(data_dir) / "warehouse" / SNAPSHOT
+
+
+def publish(data_dir: Path) -> Path:
+    """Rebuild and swap in `warehouse/analytics.duckdb`; return its path."""
+    data_dir = Path(data_dir)
+    dates = linked_dates(data_dir)
+    if not dates:
+        raise PublishError(f"{linked_root(data_dir)}: no linked run to publish")
+    final = snapshot_path(data_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    temporary = final.with_name(f".{SNAPSHOT}.{os.getpid()}.tmp")
+    temporary.unlink(missing_ok=True)
+    contract = load_contract(*ANALYTICS_CONTRACT)
+    try:
+        with duckdb.connect(str(temporary)) as con:
+            con.execute("set enable_progress_bar = false")
+            for table in FROM_LINKED:
+                files = [linked_root(data_dir) / d.isoformat() / f"{table}.parquet" for d in dates]
+                listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+                con.execute(
+                    f"create table {table} as select * from read_parquet([{listed}]) order by all"
+                )
+            _runs(con, data_dir, dates, contract)
+            _rejections(con, data_dir, contract)
+            _agg_gemeente_partners(con, contract)
+            _agg_partner_pairs(con)
+            check_tables(con, contract, list(PUBLISHED))
+            for table in PUBLISHED:
+                for statement in comment_statements(contract, table):
+                    con.execute(statement)
+            con.execute("checkpoint")
+        replace_atomically(temporary, final)
+    finally:
+        temporary.unlink(missing_ok=True)
+        temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+    log.info("published %s with %s run date(s)", final, len(dates))
+    return final
+
+
+def _create_empty(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
+    columns = ", ".join(
+        f'"{p.name}" {p.physicalType}' for p in table_schema(contract, table).properties or []
+    )
+    con.execute(f"create table {table} ({columns})")
+
+
+def _runs(con: duckdb.DuckDBPyConnection, data_dir: Path, dates: list, contract: Contract) -> None:
+    _create_empty(con, contract, "runs")
+    for run_date in dates:
+        record_path = linked_root(data_dir) / run_date.isoformat() / "run.json"
+        if not record_path.is_file():
+            continue
+        record = json.loads(record_path.read_text("utf-8"))
+        con.execute(
+            "insert into runs values ($run_date, $started_at, $finished_at, $accepted, "
+            "$rejected, $claims, $persons, $partners)",
+            {
+                "run_date": record["run_date"],
+                "started_at": record["started_at"],
+                "finished_at": record["finished_at"],
+                "accepted": record["datasets_accepted"],
+                "rejected": record["datasets_rejected"],
+                "claims": record["claims"],
+                "persons": record["persons"],
+                "partners": record["partners"],
+            },
+        )
+
+
+def _rejections(con: duckdb.DuckDBPyConnection, data_dir: Path, contract: Contract) -> None:
+    _create_empty(con, contract, "rejections")
+    quarantine = data_dir / "quarantine"
+    for reason_path in sorted(quarantine.glob("*/*/*/reason.json")):
+        reason = json.loads(reason_path.read_text("utf-8"))
+        con.execute(
+            "insert into rejections values ($run_date, $partner, $dataset, $received, $rule, "
+            "$message, $rows, $lines, $folder)",
+            {
+                "run_date": reason_path.parts[-4],
+                "partner": reason["partner"],
+                "dataset": reason["dataset"],
+                "received": reason["received"],
+                "rule": reason["rule"],
+                "message": reason["message"],
+                "rows": reason["rows"],
+                "lines": reason["example_lines"],
+                "folder": reason_path.parent.relative_to(quarantine).as_posix(),
+            },
+        )
+
+
+def _agg_gemeente_partners(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    _create_empty(con, contract, "agg_gemeente_partners")
+    counts = con.execute(
+        "select run_date, gemeente_code, "
+        "case when n_partners >= 4 then '4+' else cast(n_partners as varchar) end as bucket, "
+        "count(*) from persons where n_partners >= 1 group by all"
+    ).fetchall()
+    by_date: dict = {}
+    for run_date, gemeente, bucket, persons in counts:
+        by_date.setdefault(run_date, {})[(gemeente, bucket)] = persons
+    rows = []
+    for run_date, cells in sorted(by_date.items()):
+        gemeenten = sorted({gemeente for gemeente, _ in cells})
+        values, withheld = suppress_grid(cells, gemeenten, list(PARTNER_BUCKETS))
+        for (gemeente, bucket), persons in sorted(values.items()):
+            hidden = (gemeente, bucket) in withheld
+            rows.append((run_date, gemeente, bucket, None if hidden else persons, hidden))
+    if rows:
+        frame = pa.Table.from_pylist(
+            [
+                dict(
+                    zip(
+                        ("run_date", "gemeente_code", "n_partners", "persons", "suppressed"),
+                        row,
+                        strict=True,
+                    )
+                )
+                for row in rows
+            ]
+        )
+        con.register("suppressed_cells", frame)
+        con.execute("insert into agg_gemeente_partners select * from suppressed_cells")
+        con.unregister("suppressed_cells")
+
+
+def _agg_partner_pairs(con: duckdb.DuckDBPyConnection) -> None:
+    # No totals are published with the pair table, so primary suppression is enough.
+    con.execute(
+        "create table agg_partner_pairs as select run_date, partner_a, partner_b, "
+        "case when persons between 1 and 9 then null else persons end as persons, "
+        "persons between 1 and 9 as suppressed from overlap_pairs order by all"
+    )

@@ -1,0 +1,112 @@
+"""The nightly run for one extract date: ingest -> link -> publish (plans, signals and the report
+join in later issues). The CLI's `run` and the Airflow DAG call these same stage functions.
+
+Exit codes (interfaces.md section 5): 0 all datasets accepted and published; 3 published, but
+one or more datasets were rejected; 1 failed, nothing published. Any failure before publish
+leaves the previous snapshot untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipelines.fileio import write_json_atomically
+from pipelines.ingest import IngestOutcome, ingest_date
+from pipelines.link import LinkResult, link_run
+from pipelines.publish import publish
+from pipelines.settings import HUB_KEY_ENV
+from privacy.keys import KeyFileError, KeyMaterial, load_key_file
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_FAILED, EXIT_REJECTIONS = 0, 1, 3
+
+
+class RunFailed(Exception):
+    """The run stopped before publishing; the previous outputs stand."""
+
+
+@dataclass
+class RunSummary:
+    run_date: dt.date
+    outcomes: list[IngestOutcome] = field(default_factory=list)
+    link: LinkResult | None = None
+    snapshot: Path | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> list[IngestOutcome]:
+        return [o for o in self.outcomes if o.rejected]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_REJECTIONS if self.rejected else EXIT_OK
+
+
+def hub_key(path: Path | None) -> KeyMaterial:
+    """The hub key from `--hub-key` or `CRI_HUB_KEY_FILE`; never from code."""
+    chosen = path or (Path(os.environ[HUB_KEY_ENV]) if os.environ.get(HUB_KEY_ENV) else None)
+    if chosen is None:
+        raise KeyFileError(f"no hub key: pass --hub-key FILE or set {HUB_KEY_ENV}")
+    return load_key_file(chosen, "hub")
+
+
+def run_night(
+    run_date: dt.date,
+    *,
+    data_dir: Path,
+    landing: Path | None = None,
+    hub_key_path: Path | None = None,
+    workers: int = 1,
+    on_dataset: Callable[[IngestOutcome], None] | None = None,
+    on_stage: Callable[[str, float], None] | None = None,
+) -> RunSummary:
+    """Run every stage for `run_date`; raise `RunFailed` when nothing can be published."""
+    key = hub_key(hub_key_path)
+    started = dt.datetime.now(dt.UTC)
+    summary = RunSummary(run_date)
+
+    def stage(name: str, work: Callable[[], object]) -> object:
+        begin = time.perf_counter()
+        result = work()
+        summary.seconds[name] = round(time.perf_counter() - begin, 2)
+        if on_stage:
+            on_stage(name, summary.seconds[name])
+        return result
+
+    summary.outcomes = stage(
+        "ingest",
+        lambda: ingest_date(
+            run_date, data_dir=data_dir, landing=landing, on_dataset=on_dataset, workers=workers
+        ),
+    )
+    staged = sorted((Path(data_dir) / "staging" / run_date.isoformat()).glob("*/claims.parquet"))
+    if not staged:
+        raise RunFailed(
+            f"no accepted claims for {run_date} (deliveries found: {len(summary.outcomes)}); "
+            "nothing to link"
+        )
+    summary.link = stage("link", lambda: link_run(run_date, data_dir=data_dir, hub_key=key))
+    write_json_atomically(
+        summary.link.folder / "run.json",
+        {
+            "run_date": run_date.isoformat(),
+            "started_at": started.isoformat(timespec="seconds"),
+            "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "datasets_accepted": len(
+                list((Path(data_dir) / "staging" / run_date.isoformat()).glob("*/*.receipt.json"))
+            ),
+            "datasets_rejected": len(summary.rejected),
+            "claims": summary.link.claims,
+            "persons": summary.link.persons,
+            "partners": summary.link.partners,
+        },
+    )
+    summary.snapshot = stage("publish", lambda: publish(data_dir))
+    return summary
