@@ -24,6 +24,7 @@ from rich.table import Table
 from pipelines.contract_runner import ContractRunnerError
 from pipelines.contracts import ContractError
 from pipelines.ingest import IngestOutcome
+from pipelines.plans import PlanSummary
 from pipelines.pseudonymise import PseudonymiseError, pseudonymise_extract
 from pipelines.settings import data_dir as resolve_data_dir
 from pipelines.settings import landing_dir as resolve_landing
@@ -298,6 +299,7 @@ def run(
             f"{link.persons_multi:,} in arrears at 2+ partners"
         )
         out.print(overlap_table(summary.snapshot, date))
+        out.print(plans_table(summary.plans))
         out.print(f"analysts' database: {summary.snapshot}")
     if summary.rejected:
         names = ", ".join(f"{o.partner}/{o.dataset}" for o in summary.rejected)
@@ -307,6 +309,30 @@ def run(
 
 def _print_stage(name: str, seconds: float) -> None:
     out.print(f"[dim]{name} done in {seconds:.1f} s[/dim]")
+
+
+def plans_table(plans: PlanSummary) -> Table:
+    """Plan outcomes and the monthly amount each partner would receive."""
+    table = Table(
+        "outcome",
+        "proposals",
+        "partner",
+        "monthly total (EUR)",
+        title=f"joint payment plans {plans.run_date} (rules v{plans.rules_version}); "
+        f"{plans.referral_share:.1%} need referral to debt assistance",
+    )
+    partners = list(plans.monthly_cents_by_partner.items())
+    outcomes = list(plans.outcomes.items())
+    for index in range(max(len(partners), len(outcomes))):
+        outcome, count = outcomes[index] if index < len(outcomes) else ("", None)
+        partner, cents = partners[index] if index < len(partners) else ("", None)
+        table.add_row(
+            outcome,
+            f"{count:,}" if count is not None else "",
+            partner,
+            f"{cents / 100:,.2f}" if cents is not None else "",
+        )
+    return table
 
 
 def overlap_table(snapshot: Path, run_date: dt.date) -> Table:
@@ -389,6 +415,7 @@ def demo(
         )
     out.print(table)
     out.print(overlap_table(summary.run.snapshot, summary.extract_date))
+    out.print(plans_table(summary.run.plans))
     out.print(f"landing zone: {summary.landing}")
     out.print(f"analysts' database: {summary.run.snapshot}")
 
@@ -399,17 +426,32 @@ def main() -> None:
     keeps its traceback."""
     try:
         app()
+    except SystemExit as done:
+        _exit(done.code if isinstance(done.code, int) else EXIT_FAILED if done.code else EXIT_OK)
     except CliFailure as failure:
         err.print(f"error: {failure}", highlight=False, soft_wrap=True)
-        sys.exit(failure.code)
+        _exit(failure.code)
     except USER_ERRORS as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True)
-        sys.exit(EXIT_FAILED)
+        _exit(EXIT_FAILED)
     except Exception as exc:
         if isinstance(exc, _stage_errors()):
             err.print(f"error: {exc}; nothing published", highlight=False, soft_wrap=True)
-            sys.exit(EXIT_FAILED)
+            _exit(EXIT_FAILED)
         raise
+
+
+def _exit(code: int) -> None:
+    """End the process without the interpreter's final teardown.
+
+    Great Expectations keeps DuckDB objects referenced until shutdown, and DuckDB's bindings then
+    print a page of "nanobind: leaked ..." lines on stderr. It is harmless (our connections are
+    closed, our files were written atomically and flushed), but it buries the one-line result a
+    user reads, so the CLI flushes its streams and leaves directly.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,15 @@ from privacy.suppression import suppress_grid
 log = logging.getLogger(__name__)
 
 SNAPSHOT = "analytics.duckdb"
-FROM_LINKED = ("persons", "claims", "overlap_counts", "overlap_pairs")
+FROM_LINKED = (
+    "persons",
+    "claims",
+    "overlap_counts",
+    "overlap_pairs",
+    "plan_proposals",
+    "plan_lines",
+    "plan_schedule",
+)
 PUBLISHED = (*FROM_LINKED, "runs", "rejections", "agg_gemeente_partners", "agg_partner_pairs")
 PARTNER_BUCKETS = ("1", "2", "3", "4+")
 
@@ -57,6 +65,10 @@ def publish(data_dir: Path) -> Path:
             con.execute("set enable_progress_bar = false")
             for table in FROM_LINKED:
                 files = [linked_root(data_dir) / d.isoformat() / f"{table}.parquet" for d in dates]
+                files = [f for f in files if f.is_file()]
+                if not files:
+                    _create_empty(con, contract, table)
+                    continue
                 listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
                 con.execute(
                     f"create table {table} as select * from read_parquet([{listed}]) order by all"

@@ -1,4 +1,4 @@
-"""The nightly run for one extract date: ingest -> link -> publish (plans, signals and the report
+"""The nightly run for one extract date: ingest -> link -> plans -> publish (signals and the report
 join in later issues). The CLI's `run` and the Airflow DAG call these same stage functions.
 
 Exit codes (interfaces.md section 5): 0 all datasets accepted and published; 3 published, but
@@ -19,6 +19,7 @@ from pathlib import Path
 from pipelines.fileio import write_json_atomically
 from pipelines.ingest import IngestOutcome, ingest_date
 from pipelines.link import LinkResult, link_run
+from pipelines.plans import PlanSummary, plan_run, write_partner_exports
 from pipelines.publish import publish
 from pipelines.settings import HUB_KEY_ENV
 from privacy.keys import KeyFileError, KeyMaterial, load_key_file
@@ -37,6 +38,7 @@ class RunSummary:
     run_date: dt.date
     outcomes: list[IngestOutcome] = field(default_factory=list)
     link: LinkResult | None = None
+    plans: PlanSummary | None = None
     snapshot: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -89,10 +91,10 @@ def run_night(
     staged = sorted((Path(data_dir) / "staging" / run_date.isoformat()).glob("*/claims.parquet"))
     if not staged:
         raise RunFailed(
-            f"no accepted claims for {run_date} (deliveries found: {len(summary.outcomes)}); "
-            "nothing to link"
+            f"no accepted claims for {run_date} (deliveries found: {len(summary.outcomes)})"
         )
     summary.link = stage("link", lambda: link_run(run_date, data_dir=data_dir, hub_key=key))
+    summary.plans = stage("plans", lambda: plan_run(run_date, data_dir=data_dir))
     write_json_atomically(
         summary.link.folder / "run.json",
         {
@@ -108,5 +110,11 @@ def run_night(
             "partners": summary.link.partners,
         },
     )
-    summary.snapshot = stage("publish", lambda: publish(data_dir))
+
+    def publish_all() -> Path:
+        snapshot = publish(data_dir)
+        write_partner_exports(data_dir, run_date)
+        return snapshot
+
+    summary.snapshot = stage("publish", publish_all)
     return summary

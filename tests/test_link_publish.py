@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.publish import publish
+from pipelines.publish import PUBLISHED, publish
 from pipelines.run import run_night
 from privacy.hashing import hub_person_id
 from privacy.keys import load_key_file
@@ -231,7 +231,7 @@ def test_readers_always_see_a_complete_snapshot(hub):
                 runs = con.execute("select count(*) from runs").fetchone()[0]
                 dates = con.execute("select count(distinct run_date) from persons").fetchone()[0]
                 tables = con.execute("select count(*) from duckdb_tables()").fetchone()[0]
-            assert runs == dates == 2 and tables == 8
+            assert runs == dates == 2 and tables == len(PUBLISHED)
             seen += 1
             time.sleep(0.01)
     finally:
@@ -293,3 +293,35 @@ def test_cli_run_exit_codes(hub):
     with snapshot(data_dir) as con:
         assert con.execute("select rule from rejections").fetchall() == [("sha256_mismatch",)]
         assert con.execute("select datasets_rejected from runs").fetchone()[0] == 1
+
+
+def test_plans_in_the_run_and_the_partner_export(hub):
+    data_dir, key = hub
+    night_one(data_dir / "landing", D1)
+    summary = run_night(D1, data_dir=data_dir, hub_key_path=key)
+    # P1: 3 x 50,000 = 150,000 -> term 18 -> 8,334 a month, 18 months; lines 2,778 each.
+    # P2 and P6: 2 x 50,000 = 100,000 -> term 12 -> 8,334 a month; lines 4,167 each.
+    assert summary.plans.outcomes == {"standard": 3, "personal": 0, "refer": 0, "excluded": 0}
+    assert summary.plans.monthly_cents_by_partner == {
+        "BD": 2_778 + 4_167,
+        "TSL": 2_778 + 4_167 + 4_167,
+        "CJIB": 2_778 + 4_167,
+    }
+    with snapshot(data_dir) as con:
+        plans = sorted(
+            con.execute(
+                "select total_cents, monthly_cents, term_months from plan_proposals"
+            ).fetchall()
+        )
+        assert plans == [(100_000, 8_334, 12), (100_000, 8_334, 12), (150_000, 8_334, 18)]
+        last = con.execute(
+            "select amount_cents from plan_schedule where month_number = 18"
+        ).fetchall()
+        assert last == [(150_000 - 17 * 8_334,)]
+    export = data_dir / "outbox" / D1.isoformat() / "partners" / "BD" / "plan_lines.csv"
+    assert export.read_text().splitlines() == [
+        "claim_ref;plan_outcome;monthly_cents;term_months",
+        "BD-20261120-1;standard;2778;18",
+        "BD-20261120-2;standard;4167;12",
+    ]
+    assert (export.parent / "plan_lines.manifest.json").is_file()

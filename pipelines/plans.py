@@ -1,0 +1,193 @@
+"""Plans: a joint payment-plan proposal for every person in arrears at two or more partners.
+
+rules.md section 3, exact to the cent, in SQL over the whole population (`sql/plans/`): the total,
+the ability to pay from the Toeslagen income and the bijstandsnorm in force, the standard term,
+the outcome (standard, personal, refer, excluded), the pro-rata split over the claims with the
+largest-remainder rule, and the month-by-month schedule. The term table and percentages come
+from the versioned policy file, and every proposal records that version.
+
+Outputs go next to the link outputs in `linked/<date>/` (plan_proposals, plan_lines,
+plan_schedule), checked by the `analytics` contract first; the partner-facing export per partner
+is written by `write_partner_exports` at publish time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from pipelines.contracts import load_contract
+from pipelines.dialect import DUCKDB_COPY_CSV
+from pipelines.fileio import (
+    replace_atomically,
+    sha256_file,
+    temporary_sibling,
+    write_json_atomically,
+)
+from pipelines.link import ANALYTICS_CONTRACT, linked_root
+from pipelines.policy import load_policy
+from pipelines.reference import reference_csv
+from pipelines.settings import sql_text
+from pipelines.stage_contracts import check_tables, table_schema
+
+log = logging.getLogger(__name__)
+
+PLAN_TABLES = ("plan_proposals", "plan_lines", "plan_schedule")
+OUTCOMES = ("standard", "personal", "refer", "excluded")
+
+
+class PlanError(Exception):
+    """The run has no linked data to plan on."""
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    """What the plans stage decided, for the run summary and the demo."""
+
+    run_date: dt.date
+    outcomes: dict[str, int]
+    monthly_cents_by_partner: dict[str, int]
+    rules_version: str
+
+    @property
+    def proposals(self) -> int:
+        return sum(self.outcomes.values())
+
+    @property
+    def referral_share(self) -> float:
+        return self.outcomes.get("refer", 0) / self.proposals if self.proposals else 0.0
+
+
+def _register_policy(con: duckdb.DuckDBPyConnection, policy: dict) -> None:
+    plans = policy["plans"]
+    con.register("policy_terms_rows", pa.Table.from_pylist(plans["term_table"]))
+    con.execute(
+        "create or replace table policy_terms as select cast(max_total_cents as bigint) as "
+        "max_total_cents, cast(term_months as integer) as term_months "
+        "from policy_terms_rows"
+    )
+    con.register(
+        "household_rows",
+        pa.Table.from_pylist(
+            [{"household_type": k, "household_norm": v} for k, v in plans["household_norm"].items()]
+        ),
+    )
+    con.execute("create or replace table household_norms as select * from household_rows")
+    con.execute(
+        "create or replace table ref_norms as select cast(valid_from as date) as valid_from, "
+        "household_norm, cast(monthly_cents as bigint) as monthly_cents "
+        "from read_csv($path, header = true, all_varchar = true)",
+        {"path": str(reference_csv("bijstandsnormen.csv"))},
+    )
+
+
+def build_plan_tables(con: duckdb.DuckDBPyConnection, run_date: dt.date, policy: dict) -> None:
+    """Create plan_proposals, plan_lines and plan_schedule from the tables `persons`, `claims`
+    and `income` on `con` (the SQL of `sql/plans/`, parameters from the policy)."""
+    plans = policy["plans"]
+    parameters = {
+        "run_date": run_date,
+        "rules_version": str(policy["version"]),
+        "protected_income_percent": int(plans["protected_income_percent"]),
+        "term_otherwise_months": int(plans["term_otherwise_months"]),
+        "max_term_months": int(plans["max_term_months"]),
+    }
+    _register_policy(con, policy)
+    for table in PLAN_TABLES:
+        sql = sql_text(f"plans/{table}.sql")
+        used = {k: v for k, v in parameters.items() if f"${k}" in sql}
+        con.execute(f"create or replace table {table} as {sql}", used)
+
+
+def plan_run(run_date: dt.date, *, data_dir: Path) -> PlanSummary:
+    """Build and check the plan tables of `run_date` from `linked/<date>/`."""
+    folder = linked_root(data_dir) / run_date.isoformat()
+    if not (folder / "persons.parquet").is_file():
+        raise PlanError(f"{folder}: no linked run for {run_date}; run link first")
+    policy = load_policy()
+    contract = load_contract(*ANALYTICS_CONTRACT)
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")
+        for table in ("persons", "claims", "income"):
+            path = str(folder / f"{table}.parquet").replace("'", "''")
+            con.execute(f"create table {table} as select * from read_parquet('{path}')")
+        build_plan_tables(con, run_date, policy)
+        check_tables(con, contract, list(PLAN_TABLES))
+        for table in PLAN_TABLES:
+            columns = ", ".join(f'"{p.name}"' for p in table_schema(contract, table).properties)
+            target = folder / f"{table}.parquet"
+            temporary = temporary_sibling(target)
+            con.execute(
+                f"copy (select {columns} from {table} order by all) to "
+                f"'{str(temporary).replace(chr(39), chr(39) * 2)}' (format parquet)"
+            )
+            replace_atomically(temporary, target)
+        outcomes = dict(
+            con.execute("select outcome, count(*) from plan_proposals group by all").fetchall()
+        )
+        by_partner = dict(
+            con.execute(
+                "select partner, cast(sum(monthly_cents) as bigint) from plan_lines "
+                "group by all order by 1"
+            ).fetchall()
+        )
+    summary = PlanSummary(
+        run_date, {o: outcomes.get(o, 0) for o in OUTCOMES}, by_partner, str(policy["version"])
+    )
+    log.info("plans %s: %s", run_date, summary.outcomes)
+    return summary
+
+
+def write_partner_exports(data_dir: Path, run_date: dt.date) -> list[Path]:
+    """Per partner, the plan lines of its own claims, so each agency can book its part:
+    `outbox/<date>/partners/<PARTNER>/plan_lines.csv` + manifest. Only the partner's own
+    claim_ref and amounts: no person id, nothing about other partners' claims."""
+    folder = linked_root(data_dir) / run_date.isoformat()
+    lines_path = folder / "plan_lines.parquet"
+    if not lines_path.is_file():
+        return []
+    root = Path(data_dir) / "outbox" / run_date.isoformat() / "partners"
+    written = []
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")
+        con.execute(
+            "create table export as select l.partner, l.claim_ref, p.outcome as plan_outcome, "
+            "l.monthly_cents, p.term_months from read_parquet($lines) as l "
+            "inner join read_parquet($proposals) as p on l.person_id = p.person_id",
+            {"lines": str(lines_path), "proposals": str(folder / "plan_proposals.parquet")},
+        )
+        partners = [
+            row[0]
+            for row in con.execute("select distinct partner from export order by 1").fetchall()
+        ]
+        for partner in partners:
+            target = root / partner / "plan_lines.csv"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = temporary_sibling(target)
+            con.execute(
+                f"copy (select claim_ref, plan_outcome, monthly_cents, term_months from export "
+                f"where partner = '{partner}' order by claim_ref) to "
+                f"'{str(temporary).replace(chr(39), chr(39) * 2)}' {DUCKDB_COPY_CSV}"
+            )
+            rows = con.execute(
+                "select count(*) from export where partner = $p", {"p": partner}
+            ).fetchone()[0]
+            replace_atomically(temporary, target)
+            write_json_atomically(
+                target.with_name("plan_lines.manifest.json"),
+                {
+                    "partner": partner,
+                    "run_date": run_date.isoformat(),
+                    "file": target.name,
+                    "sha256": sha256_file(target),
+                    "row_count": rows,
+                    "rules_version": str(load_policy()["version"]),
+                },
+            )
+            written.append(target)
+    return written
