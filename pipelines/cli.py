@@ -26,8 +26,10 @@ from pipelines.contracts import ContractError
 from pipelines.ingest import IngestOutcome
 from pipelines.plans import PlanSummary
 from pipelines.pseudonymise import PseudonymiseError, pseudonymise_extract
+from pipelines.run import RunSummary
 from pipelines.settings import data_dir as resolve_data_dir
 from pipelines.settings import landing_dir as resolve_landing
+from privacy.cms import CmsError
 from privacy.keys import PURPOSES, KeyFileError, load_key_file, new_key, write_key_file
 
 # Exit codes promised in interfaces.md section 5.
@@ -44,6 +46,10 @@ keys_app = typer.Typer(
     help="Key files (linkage keys for partners, the hub key for the hub).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+certs_app = typer.Typer(
+    help="Certificates for signed, encrypted signal files.", no_args_is_help=True
+)
+app.add_typer(certs_app, name="certs")
 
 out = Console()
 err = Console(stderr=True)
@@ -54,6 +60,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     PseudonymiseError,
     ContractError,
     ContractRunnerError,  # the check itself failed: say so in one line, exit 1
+    CmsError,
     FileNotFoundError,
 )
 
@@ -188,6 +195,13 @@ DEFAULT_WORKERS = os.cpu_count() or 1
 WorkersOption = Annotated[
     int, typer.Option(min=1, help="Datasets checked in parallel (default: one per CPU core).")
 ]
+CertsOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Certificates: hub.crt, hub.key, gemeenten/<GM>.crt "
+        "(default $CRI_CERTS_DIR or <data-dir>/certs)."
+    ),
+]
 DataDirOption = Annotated[
     Path | None, typer.Option(help="Data directory (default ./data or $CRI_DATA_DIR).")
 ]
@@ -273,9 +287,10 @@ def run(
         Path | None, typer.Option(help="Hub key file (default $CRI_HUB_KEY_FILE).")
     ] = None,
     workers: WorkersOption = DEFAULT_WORKERS,
+    certs: CertsOption = None,
     quiet: QuietOption = False,
 ) -> None:
-    """The nightly pipeline for one extract date: ingest, link, publish.
+    """The nightly pipeline for one extract date: ingest, link, plans, signals, publish.
 
     Exit 0 all datasets accepted and published; 3 published, but one or more datasets were
     rejected; 1 failed, nothing published; 2 usage error.
@@ -289,6 +304,7 @@ def run(
         landing=resolve_landing(landing, root),
         hub_key_path=hub_key,
         workers=workers,
+        certs=certs,
         on_dataset=None if quiet else _print_outcome,
         on_stage=None if quiet else _print_stage,
     )
@@ -300,11 +316,32 @@ def run(
         )
         out.print(overlap_table(summary.snapshot, date))
         out.print(plans_table(summary.plans))
+        _print_signals(summary)
         out.print(f"analysts' database: {summary.snapshot}")
     if summary.rejected:
         names = ", ".join(f"{o.partner}/{o.dataset}" for o in summary.rejected)
         err.print(f"published, but rejected: {names} (see quarantine/{date.isoformat()}/)")
     raise typer.Exit(summary.exit_code)
+
+
+def _print_signals(summary: RunSummary) -> None:
+    signals, delivery = summary.signals, summary.delivery
+    reasons = ", ".join(f"{k} {v:,}" for k, v in signals.by_reason.items())
+    out.print(
+        f"signals: {signals.signals:,} to {len(signals.gemeenten)} gemeenten ({reasons}); "
+        f"{signals.excluded:,} excluded (debt assistance), "
+        f"{signals.suppressed_repeats:,} held back by the cool-down"
+    )
+    out.print(
+        f"delivered signed and encrypted to {len(delivery.delivered)} gemeenten"
+        + (
+            f"; {len(delivery.waiting)} waiting ({delivery.reason}): their signals stay in "
+            f"{signals.outbox}"
+            if delivery.waiting
+            else ""
+        ),
+        soft_wrap=True,
+    )
 
 
 def _print_stage(name: str, seconds: float) -> None:
@@ -364,6 +401,56 @@ def overlap_table(snapshot: Path, run_date: dt.date) -> Table:
     return table
 
 
+@certs_app.command("demo")
+def certs_demo(
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Hub side: CA, hub pair, gemeente certificates.")
+    ],
+    gemeente_side: Annotated[
+        Path,
+        typer.Option(
+            help="Where the gemeenten's private keys go (in real life: at each gemeente)."
+        ),
+    ],
+    gemeenten: Annotated[str, typer.Option(help="'all' or comma-separated codes.")] = "all",
+    quiet: QuietOption = False,
+) -> None:
+    """A demo CA, hub signing pair and one certificate per gemeente (for demos and tests)."""
+    from pipelines.reference import gemeenten as reference_gemeenten
+    from privacy.cms import create_demo_certificates
+
+    codes = (
+        [c for c, _, _ in reference_gemeenten()]
+        if gemeenten == "all"
+        else [c.strip() for c in gemeenten.split(",") if c.strip()]
+    )
+    with _progress(quiet, "issuing certificates", len(codes)) as advance:
+        create_demo_certificates(out_dir, gemeente_side, codes, on_progress=advance)
+    if not quiet:
+        out.print(
+            f"CA, hub and {len(codes)} gemeente certificates in {out_dir}; gemeente keys "
+            f"in {gemeente_side}"
+        )
+
+
+@app.command("open-signals")
+def open_signals(
+    message: Annotated[Path, typer.Argument(help="signals.csv.p7m from the hub.")],
+    key: Annotated[Path, typer.Option(help="The gemeente's private key (PEM).")],
+    cert: Annotated[Path, typer.Option(help="The gemeente's certificate (PEM).")],
+    ca: Annotated[Path, typer.Option(help="The CA certificate that issued the hub's.")],
+    out_path: Annotated[Path | None, typer.Option("--out", help="Where to write the CSV.")] = None,
+) -> None:
+    """Gemeente side: decrypt, verify the hub's signature, check the manifest, write the CSV."""
+    from pipelines.gemeente import open_signal_file
+
+    opened = open_signal_file(message, key=key, cert=cert, ca=ca, out=out_path)
+    out.print(
+        f"verified: signed by the hub, {opened.rows:,} signals for {opened.gemeente} on "
+        f"{opened.run_date}, sha256 matches the manifest -> {opened.path}"
+    )
+
+
 @app.command()
 def demo(
     data_dir: Annotated[
@@ -380,9 +467,15 @@ def demo(
     quiet: QuietOption = False,
 ) -> None:
     """Synth + pseudonymise + run (ingest, link, publish) on a small default, then a summary."""
-    from pipelines.demo import run_demo
+    from pipelines.demo import ensure_demo_certificates, run_demo
 
     root = resolve_data_dir(data_dir)
+    from pipelines.reference import gemeenten as reference_gemeenten
+
+    with _progress(
+        quiet, "demo: issuing gemeente certificates (first run only)", len(reference_gemeenten())
+    ) as advance:
+        ensure_demo_certificates(root, on_progress=advance)
     with _progress(quiet, "demo: synthesising persons", persons) as advance:
         summary = run_demo(
             root,
@@ -416,8 +509,20 @@ def demo(
     out.print(table)
     out.print(overlap_table(summary.run.snapshot, summary.extract_date))
     out.print(plans_table(summary.run.plans))
+    _print_signals(summary.run)
     out.print(f"landing zone: {summary.landing}")
     out.print(f"analysts' database: {summary.run.snapshot}")
+    delivered = summary.run.delivery.delivered
+    if delivered:
+        code = "GM0363" if "GM0363" in delivered else delivered[0]
+        keys = root / "gemeente-side" / "keys"
+        out.print(
+            f"open {code}'s signals as that gemeente would:\n  cri-overlap open-signals "
+            f"{summary.run.signals.outbox / code / 'signals.csv.p7m'} --key {keys / code}.key "
+            f"--cert {keys / code}.crt --ca {keys / 'ca.crt'}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 def main() -> None:

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.pseudonymise import PseudonymiseResult, pseudonymise_extract
+from pipelines.reference import gemeenten
 from pipelines.run import RunSummary, run_night
 from pipelines.synth import synth
+from privacy.cms import create_demo_certificates
 from privacy.keys import KeyMaterial, load_key_file, new_key, write_key_file
 
 
@@ -27,6 +29,23 @@ class DemoSummary:
     landing: Path
     deliveries: list[PseudonymiseResult]
     run: RunSummary
+
+
+def demo_certs(data_dir: Path) -> tuple[Path, Path]:
+    """(hub-side certificates, gemeente-side keys) of the demo."""
+    return Path(data_dir) / "certs", Path(data_dir) / "gemeente-side" / "keys"
+
+
+def ensure_demo_certificates(
+    data_dir: Path, on_progress: Callable[[int], None] | None = None
+) -> Path:
+    """Issue the demo CA, hub pair and a certificate for every gemeente, once."""
+    hub_side, gemeente_side = demo_certs(data_dir)
+    if not (hub_side / "hub.crt").is_file():
+        create_demo_certificates(
+            hub_side, gemeente_side, [code for code, _, _ in gemeenten()], on_progress=on_progress
+        )
+    return hub_side
 
 
 def demo_key_path(data_dir: Path, purpose: str) -> Path:
@@ -70,5 +89,6 @@ def run_demo(
         data_dir=data_dir,
         hub_key_path=demo_key_path(data_dir, "hub"),
         workers=os.cpu_count() or 1,
+        certs=demo_certs(data_dir)[0],
     )
     return DemoSummary(extract_date, persons, landing, deliveries, night)

@@ -29,7 +29,7 @@ from privacy.keys import KeyMaterial
 
 log = logging.getLogger(__name__)
 
-ANALYTICS_CONTRACT = ("analytics", "1.1.0")
+ANALYTICS_CONTRACT = ("analytics", "1.2.0")
 # Tables in build order; each is sql/link/<name>.sql over the ones before it.
 LINKED_TABLES = ("claims", "income", "persons", "overlap_counts", "overlap_pairs")
 CHECKED_TABLES = ("claims", "persons", "overlap_counts", "overlap_pairs")

@@ -22,8 +22,9 @@ import pyarrow as pa
 from pipelines.contracts import Contract, load_contract
 from pipelines.fileio import replace_atomically
 from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
+from pipelines.policy import load_policy
 from pipelines.stage_contracts import check_tables, comment_statements, table_schema
-from privacy.suppression import suppress_grid
+from privacy.suppression import suppress, suppress_grid
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +37,17 @@ FROM_LINKED = (
     "plan_proposals",
     "plan_lines",
     "plan_schedule",
+    "signals",
+    "signal_monitoring",
 )
-PUBLISHED = (*FROM_LINKED, "runs", "rejections", "agg_gemeente_partners", "agg_partner_pairs")
+PUBLISHED = (
+    *FROM_LINKED,
+    "runs",
+    "rejections",
+    "agg_gemeente_partners",
+    "agg_partner_pairs",
+    "agg_signal_monitoring",
+)
 PARTNER_BUCKETS = ("1", "2", "3", "4+")
 
 
@@ -77,7 +87,17 @@ def publish(data_dir: Path) -> Path:
             _rejections(con, data_dir, contract)
             _agg_gemeente_partners(con, contract)
             _agg_partner_pairs(con)
-            check_tables(con, contract, list(PUBLISHED))
+            _agg_signal_monitoring(con, contract)
+            # The cool-down rule compares each signal with the earlier ones.
+            con.execute(
+                "create temp view signal_history as select run_date, person_id from signals"
+            )
+            check_tables(
+                con,
+                contract,
+                list(PUBLISHED),
+                {"cooldown_days": load_policy()["signals"]["cooldown_days"]},
+            )
             for table in PUBLISHED:
                 for statement in comment_statements(contract, table):
                     con.execute(statement)
@@ -175,6 +195,52 @@ def _agg_gemeente_partners(con: duckdb.DuckDBPyConnection, contract: Contract) -
         con.register("suppressed_cells", frame)
         con.execute("insert into agg_gemeente_partners select * from suppressed_cells")
         con.unregister("suppressed_cells")
+
+
+def _agg_signal_monitoring(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """Monitoring counts for sharing: national totals per measure are shown, so each measure
+    column is a group for secondary suppression."""
+    _create_empty(con, contract, "agg_signal_monitoring")
+    measures = [
+        p.name
+        for p in table_schema(contract, "signal_monitoring").properties
+        if p.name not in ("run_date", "gemeente_code")
+    ]
+    frame = con.sql("select * from signal_monitoring order by run_date, gemeente_code").pl()
+    rows = []
+    for (run_date,), part in frame.group_by("run_date", maintain_order=True):
+        values = {
+            (g, m): int(v)
+            for g, *vs in part.select(["gemeente_code", *measures]).rows()
+            for m, v in zip(measures, vs, strict=True)
+        }
+        gemeenten = sorted({g for g, _ in values})
+        for m in measures:
+            values[("ALL", m)] = sum(values[(g, m)] for g in gemeenten)
+        groups = [(("ALL", m), [(g, m) for g in gemeenten]) for m in measures]
+        withheld = suppress(values, groups)
+        rows += [
+            (run_date, g, m, None if (g, m) in withheld else v, (g, m) in withheld)
+            for (g, m), v in sorted(values.items())
+        ]
+    if rows:
+        con.register(
+            "monitoring_rows",
+            pa.Table.from_pylist(
+                [
+                    dict(
+                        zip(
+                            ("run_date", "gemeente_code", "measure", "value", "suppressed"),
+                            r,
+                            strict=True,
+                        )
+                    )
+                    for r in rows
+                ]
+            ),
+        )
+        con.execute("insert into agg_signal_monitoring select * from monitoring_rows")
+        con.unregister("monitoring_rows")
 
 
 def _agg_partner_pairs(con: duckdb.DuckDBPyConnection) -> None:

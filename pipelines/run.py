@@ -1,5 +1,6 @@
-"""The nightly run for one extract date: ingest -> link -> plans -> publish (signals and the report
-join in later issues). The CLI's `run` and the Airflow DAG call these same stage functions.
+"""The nightly run for one extract date: ingest -> link -> plans -> signals -> publish (the
+snapshot, the partner exports and the signed, encrypted signal files; the report joins later).
+The CLI's `run` and the Airflow DAG call these same stage functions.
 
 Exit codes (interfaces.md section 5): 0 all datasets accepted and published; 3 published, but
 one or more datasets were rejected; 1 failed, nothing published. Any failure before publish
@@ -16,12 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipelines.delivery import DeliveryReport, certs_dir, deliver_signals
 from pipelines.fileio import write_json_atomically
 from pipelines.ingest import IngestOutcome, ingest_date
 from pipelines.link import LinkResult, link_run
 from pipelines.plans import PlanSummary, plan_run, write_partner_exports
 from pipelines.publish import publish
 from pipelines.settings import HUB_KEY_ENV
+from pipelines.signals import SignalSummary, signal_run
 from privacy.keys import KeyFileError, KeyMaterial, load_key_file
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,8 @@ class RunSummary:
     outcomes: list[IngestOutcome] = field(default_factory=list)
     link: LinkResult | None = None
     plans: PlanSummary | None = None
+    signals: SignalSummary | None = None
+    delivery: DeliveryReport | None = None
     snapshot: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -66,6 +71,7 @@ def run_night(
     landing: Path | None = None,
     hub_key_path: Path | None = None,
     workers: int = 1,
+    certs: Path | None = None,
     on_dataset: Callable[[IngestOutcome], None] | None = None,
     on_stage: Callable[[str, float], None] | None = None,
 ) -> RunSummary:
@@ -95,6 +101,7 @@ def run_night(
         )
     summary.link = stage("link", lambda: link_run(run_date, data_dir=data_dir, hub_key=key))
     summary.plans = stage("plans", lambda: plan_run(run_date, data_dir=data_dir))
+    summary.signals = stage("signals", lambda: signal_run(run_date, data_dir=data_dir, hub_key=key))
     write_json_atomically(
         summary.link.folder / "run.json",
         {
@@ -114,6 +121,7 @@ def run_night(
     def publish_all() -> Path:
         snapshot = publish(data_dir)
         write_partner_exports(data_dir, run_date)
+        summary.delivery = deliver_signals(data_dir, run_date, certs_dir(certs, data_dir))
         return snapshot
 
     summary.snapshot = stage("publish", publish_all)

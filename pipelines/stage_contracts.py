@@ -102,12 +102,21 @@ def stage_rules(contract: Contract, table: str) -> list[StageRule]:
     return rules
 
 
-def check_tables(con: Any, contract: Contract, tables: list[str]) -> None:
-    """Run every rule of `tables`; raise one error listing each broken rule and its row count."""
+def check_tables(
+    con: Any, contract: Contract, tables: list[str], parameters: dict[str, int] | None = None
+) -> None:
+    """Run every rule of `tables`; raise one error listing each broken rule and its row count.
+
+    `parameters` fill `$name` placeholders in the contract's SQL rules (policy numbers such as
+    `$cooldown_days`), so the number stays in the policy file alone.
+    """
     broken = []
     for table in tables:
         for rule in stage_rules(contract, table):
-            offending = con.execute(rule.count_sql).fetchone()[0]
+            sql = rule.count_sql
+            for name, value in (parameters or {}).items():
+                sql = sql.replace(f"${name}", str(int(value)))
+            offending = con.execute(sql).fetchone()[0]
             if offending:
                 broken.append(f"{rule.name} ({offending} rows): {rule.description}")
     if broken:

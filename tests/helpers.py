@@ -120,3 +120,34 @@ def write_claims_delivery(landing: Path, date: dt.date, partner: str, claims: li
 def hub_key_file(folder: Path) -> Path:
     """A hub key file in a test folder."""
     return write_key_file(new_key("hub"), Path(folder) / "hub.key.json")
+
+
+def write_income_delivery(landing: Path, date: dt.date, rows: list[dict]) -> Path:
+    """A hand-made TSL income delivery: rows with `person`, `net_income_cents` and optionally
+    `household_type` (default single)."""
+    import hashlib
+    import json
+
+    folder = Path(landing) / date.isoformat() / "TSL"
+    folder.mkdir(parents=True, exist_ok=True)
+    month = date.replace(day=1).isoformat()
+    lines = ["person_pseudonym;household_type;net_income_cents;income_month"]
+    lines += [
+        f"{pseudonym_of(r['person'])};{r.get('household_type', 'single')};"
+        f"{r['net_income_cents']};{month}"
+        for r in rows
+    ]
+    data = folder / "income.csv"
+    data.write_text("\n".join(lines) + "\n")
+    manifest = {
+        "contract": "income",
+        "contract_version": "1.0.0",
+        "partner": "TSL",
+        "extract_date": date.isoformat(),
+        "key_id": "link-test",
+        "file": "income.csv",
+        "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
+        "row_count": len(rows),
+    }
+    (folder / "income.manifest.json").write_text(json.dumps(manifest))
+    return folder

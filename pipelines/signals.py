@@ -1,0 +1,229 @@
+"""Signals: early-warning signals to gemeenten (rules.md section 4), and their monitoring.
+
+Per-partner qualification with the thresholds of the policy file, the reasons MULTI_ARREARS,
+NO_CAPACITY and ESCALATION, exclusion of persons in debt assistance, and the cool-down against the
+signal history of earlier run dates (`linked/<date>/signals.parquet`; a rerun of a date replaces
+that date, so it never double-signals). Checked against the `analytics` contract before any file
+is written. Then one file per gemeente, `outbox/<date>/<GMxxxx>/signals.csv` (UTF-8 with BOM for
+Excel, the CSV dialect of interfaces.md) with `signals.manifest.json`; each person appears under
+a `person_ref` that only that gemeente gets (`privacy.recipients`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+
+from pipelines.contracts import load_contract
+from pipelines.dialect import SEPARATOR
+from pipelines.fileio import (
+    replace_atomically,
+    sha256_file,
+    temporary_sibling,
+    write_json_atomically,
+)
+from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
+from pipelines.policy import load_policy
+from pipelines.settings import sql_text
+from pipelines.stage_contracts import check_tables, table_schema
+from privacy.keys import KeyMaterial
+from privacy.recipients import add_signal_ids, create_person_refs
+
+log = logging.getLogger(__name__)
+
+SIGNAL_FILE_COLUMNS = (
+    "signal_id",
+    "signal_date",
+    "person_ref",
+    "reasons",
+    "partners",
+    "arrears_cents",
+    "outstanding_cents",
+    "arrears_since",
+    "plan_outcome",
+    "plan_monthly_cents",
+    "crisis",
+)
+MONITORING_SQL = """
+    select cast($run_date as date) as run_date, gemeente_code,
+        count(*) filter (where decision = 'signalled') as signals,
+        count(*) filter (where decision = 'signalled' and reasons like '%MULTI_ARREARS%')
+            as multi_arrears,
+        count(*) filter (where decision = 'signalled' and reasons like '%NO_CAPACITY%')
+            as no_capacity,
+        count(*) filter (where decision = 'signalled' and reasons like '%ESCALATION%')
+            as escalations,
+        count(*) filter (where decision = 'excluded') as excluded_debt_assistance,
+        count(*) filter (where decision = 'suppressed_repeat') as suppressed_repeats
+    from signal_decisions group by gemeente_code
+"""
+HISTORY_COLUMNS = "run_date, person_id, qualifying_partners, arrears_cents"
+
+
+class SignalError(Exception):
+    """The run has no linked data or plans to signal on."""
+
+
+@dataclass(frozen=True)
+class SignalSummary:
+    run_date: dt.date
+    signals: int
+    by_reason: dict[str, int]
+    excluded: int
+    suppressed_repeats: int
+    gemeenten: list[str]
+    outbox: Path
+
+
+def _history(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date) -> None:
+    earlier = [
+        linked_root(data_dir) / d.isoformat() / "signals.parquet"
+        for d in linked_dates(data_dir)
+        if d < run_date
+    ]
+    earlier = [p for p in earlier if p.is_file()]
+    if earlier:
+        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in earlier)
+        con.execute(
+            f"create table signal_history as select {HISTORY_COLUMNS} from read_parquet([{listed}])"
+        )
+    else:
+        con.execute(
+            "create table signal_history (run_date date, person_id varchar, "
+            "qualifying_partners varchar[], arrears_cents bigint)"
+        )
+
+
+def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> SignalSummary:
+    """Decide the signals of `run_date`, check them, and write the gemeente files."""
+    folder = linked_root(data_dir) / run_date.isoformat()
+    if not (folder / "plan_proposals.parquet").is_file():
+        raise SignalError(f"{folder}: no plans for {run_date}; run link and plans first")
+    policy = load_policy()
+    signals_policy = policy["signals"]
+    parameters = {
+        "run_date": run_date,
+        "cooldown_days": int(signals_policy["cooldown_days"]),
+        "escalation_percent": int(signals_policy["escalation_percent"]),
+        "rules_version": str(policy["version"]),
+    }
+    contract = load_contract(*ANALYTICS_CONTRACT)
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")
+        for table in ("persons", "claims", "plan_proposals"):
+            path = str(folder / f"{table}.parquet").replace("'", "''")
+            con.execute(f"create table {table} as select * from read_parquet('{path}')")
+        con.register(
+            "threshold_rows",
+            pa.Table.from_pylist(
+                [
+                    {
+                        "partner": partner,
+                        "min_arrears_cents": int(t["min_arrears_cents"]),
+                        "min_days": int(t["min_days"]),
+                    }
+                    for partner, t in signals_policy["thresholds"].items()
+                ]
+            ),
+        )
+        con.execute("create table signal_thresholds as select * from threshold_rows")
+        _history(con, data_dir, run_date)
+        for table in ("signal_decisions", "signals"):
+            sql = sql_text(f"signals/{table}.sql")
+            used = {k: v for k, v in parameters.items() if f"${k}" in sql}
+            con.execute(f"create table {table} as {sql}", used)
+        add_signal_ids(con, "signals", hub_key.secret, run_date)
+        con.execute(f"create table signal_monitoring as {MONITORING_SQL}", {"run_date": run_date})
+        check_tables(
+            con,
+            contract,
+            ["signals", "signal_monitoring"],
+            {"cooldown_days": parameters["cooldown_days"]},
+        )
+        for table in ("signals", "signal_monitoring"):
+            columns = ", ".join(f'"{p.name}"' for p in table_schema(contract, table).properties)
+            target = folder / f"{table}.parquet"
+            temporary = temporary_sibling(target)
+            con.execute(
+                f"copy (select {columns} from {table} order by all) to "
+                f"'{str(temporary).replace(chr(39), chr(39) * 2)}' (format parquet)"
+            )
+            replace_atomically(temporary, target)
+        create_person_refs(con, "select person_id, gemeente_code from signals", hub_key.secret)
+        rows = con.sql(
+            "select s.gemeente_code, s.signal_id, s.run_date as signal_date, r.person_ref, "
+            "s.reasons, array_to_string(s.partners, '|') as partners, s.arrears_cents, "
+            "s.outstanding_cents, s.arrears_since, s.plan_outcome, s.plan_monthly_cents, "
+            "s.crisis from signals as s inner join person_refs as r "
+            "on s.person_id = r.person_id and s.gemeente_code = r.gemeente_code "
+            "order by s.gemeente_code, s.signal_id"
+        ).pl()
+        counts = con.execute(
+            "select coalesce(sum(signals), 0), coalesce(sum(multi_arrears), 0), "
+            "coalesce(sum(no_capacity), 0), coalesce(sum(escalations), 0), "
+            "coalesce(sum(excluded_debt_assistance), 0), coalesce(sum(suppressed_repeats), 0) "
+            "from signal_monitoring"
+        ).fetchone()
+    outbox = Path(data_dir) / "outbox" / run_date.isoformat()
+    gemeenten = write_signal_files(rows, outbox, run_date, str(policy["version"]))
+    summary = SignalSummary(
+        run_date,
+        int(counts[0]),
+        {
+            "MULTI_ARREARS": int(counts[1]),
+            "NO_CAPACITY": int(counts[2]),
+            "ESCALATION": int(counts[3]),
+        },
+        int(counts[4]),
+        int(counts[5]),
+        gemeenten,
+        outbox,
+    )
+    log.info("signals %s: %s to %s gemeenten", run_date, summary.signals, len(gemeenten))
+    return summary
+
+
+def write_signal_files(
+    rows: pl.DataFrame, outbox: Path, run_date: dt.date, rules_version: str
+) -> list[str]:
+    """One signals.csv + manifest per gemeente with signals; gemeenten without signals get no
+    folder (a rerun removes folders of gemeenten that no longer have any)."""
+    outbox.mkdir(parents=True, exist_ok=True)
+    gemeenten = sorted(rows["gemeente_code"].unique().to_list()) if rows.height else []
+    for stale in outbox.glob("GM[0-9][0-9][0-9][0-9]"):
+        if stale.name not in gemeenten:
+            shutil.rmtree(stale)
+    for gemeente, frame in rows.group_by("gemeente_code", maintain_order=True):
+        code = gemeente[0]
+        target = outbox / code / "signals.csv"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = temporary_sibling(target)
+        with temporary.open("wb") as handle:
+            handle.write("\ufeff".encode())  # Excel opens UTF-8 only with a BOM
+            frame.select(SIGNAL_FILE_COLUMNS).write_csv(
+                handle,
+                separator=SEPARATOR,
+                null_value="",
+                date_format="%Y-%m-%d",
+                quote_style="necessary",
+            )
+        replace_atomically(temporary, target)
+        write_json_atomically(
+            target.with_name("signals.manifest.json"),
+            {
+                "gemeente_code": code,
+                "run_date": run_date.isoformat(),
+                "file": target.name,
+                "row_count": frame.height,
+                "sha256": sha256_file(target),
+                "rules_version": rules_version,
+            },
+        )
+    return gemeenten

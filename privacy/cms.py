@@ -1,0 +1,240 @@
+"""CMS (S/MIME) delivery of signal files: signed by the hub, encrypted to one gemeente.
+
+The message is `EnvelopedData(SignedData(file))` in DER, as `cryptography`'s pkcs7 builders make
+it (hub certificate, SHA-256, binary content). A gemeente opens it with stock OpenSSL:
+
+    openssl cms -decrypt -binary -inform DER -in signals.csv.p7m -inkey gm.key -recip gm.crt \\
+      | openssl cms -verify -binary -inform DER -CAfile ca.crt -out signals.csv
+
+`cryptography` can decrypt but has no CMS signature verification, so `open_signed_file` decrypts in
+Python and verifies with the `openssl` command. `create_demo_certificates` makes a throw-away CA,
+a hub certificate and one certificate per gemeente for demos and tests; real deployments bring
+their own PKI. Private keys are written with mode 0600 and never logged.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+KEY_BITS = 2048
+VALID_DAYS = 730
+
+
+class CmsError(Exception):
+    """A message cannot be made, opened or verified; the text says why, never key bytes."""
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "cri-overlap demo"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _issue(
+    subject: str,
+    key: rsa.RSAPrivateKey,
+    issuer: x509.Certificate | None,
+    issuer_key: rsa.RSAPrivateKey | None,
+    *,
+    ca: bool,
+    sign: bool,
+) -> x509.Certificate:
+    now = dt.datetime.now(dt.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_name(subject))
+        .issuer_name(issuer.subject if issuer else _name(subject))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    else:
+        builder = builder.add_extension(
+            x509.KeyUsage(
+                digital_signature=sign,
+                content_commitment=sign,
+                key_encipherment=not sign,
+                data_encipherment=not sign,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False
+        )
+    return builder.sign(issuer_key or key, hashes.SHA256())
+
+
+def _write_key(key: rsa.RSAPrivateKey, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+
+
+def _write_cert(cert: x509.Certificate, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+
+
+def create_demo_certificates(
+    hub_dir: Path,
+    gemeente_dir: Path,
+    gemeenten: Iterable[str],
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """A demo CA, the hub's signing certificate and one encryption certificate per gemeente.
+
+    Hub side (`hub_dir`): ca.crt, ca.key, hub.crt, hub.key, gemeenten/<GM>.crt.
+    Gemeente side (`gemeente_dir`): <GM>.key and <GM>.crt, plus ca.crt to verify the hub; in
+    real life each gemeente keeps its own key and the hub never sees it.
+    """
+    hub_dir, gemeente_dir = Path(hub_dir), Path(gemeente_dir)
+    ca_key = _new_key()
+    ca = _issue("cri-overlap demo CA", ca_key, None, None, ca=True, sign=True)
+    _write_key(ca_key, hub_dir / "ca.key")
+    _write_cert(ca, hub_dir / "ca.crt")
+    _write_cert(ca, gemeente_dir / "ca.crt")
+    hub_key = _new_key()
+    _write_key(hub_key, hub_dir / "hub.key")
+    _write_cert(
+        _issue("cri-overlap hub", hub_key, ca, ca_key, ca=False, sign=True), hub_dir / "hub.crt"
+    )
+    for done, code in enumerate(gemeenten, start=1):
+        key = _new_key()
+        cert = _issue(f"{code} signals", key, ca, ca_key, ca=False, sign=False)
+        _write_cert(cert, hub_dir / "gemeenten" / f"{code}.crt")
+        _write_cert(cert, gemeente_dir / f"{code}.crt")
+        _write_key(key, gemeente_dir / f"{code}.key")
+        if on_progress:
+            on_progress(done)
+
+
+def load_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
+        raise CmsError(f"{path}: not a readable PEM certificate ({type(exc).__name__})") from None
+
+
+def load_private_key(path: Path) -> rsa.RSAPrivateKey:
+    try:
+        key = serialization.load_pem_private_key(Path(path).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CmsError(f"{path}: not a readable PEM private key ({type(exc).__name__})") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise CmsError(f"{path}: an RSA private key is needed")
+    return key
+
+
+def sign_and_encrypt(
+    data: bytes,
+    signer_cert: x509.Certificate,
+    signer_key: rsa.RSAPrivateKey,
+    recipient_cert: x509.Certificate,
+) -> bytes:
+    """EnvelopedData(SignedData(data)) in DER, binary content (no MIME canonicalisation)."""
+    signed = (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(data)
+        .add_signer(signer_cert, signer_key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+    return (
+        pkcs7.PKCS7EnvelopeBuilder()
+        .set_data(signed)
+        .add_recipient(recipient_cert)
+        .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def decrypt(message: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> bytes:
+    """The SignedData inside a message for this recipient."""
+    try:
+        return pkcs7.pkcs7_decrypt_der(message, cert, key, [])
+    except ValueError:
+        raise CmsError(
+            "cannot decrypt: this message was not encrypted to this certificate and key"
+        ) from None
+
+
+def verify_with_openssl(signed_der: bytes, ca_file: Path) -> bytes:
+    """Verify the signature against the CA with `openssl cms -verify`; return the content."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise CmsError("the openssl command is needed to verify the signature; install openssl")
+    with tempfile.TemporaryDirectory(prefix="cri-cms-") as tmp:
+        signed_path = Path(tmp) / "signed.der"
+        content_path = Path(tmp) / "content"
+        signed_path.write_bytes(signed_der)
+        result = subprocess.run(  # noqa: S603 - fixed arguments, our own temporary files
+            [
+                openssl,
+                "cms",
+                "-verify",
+                "-binary",
+                "-inform",
+                "DER",
+                "-in",
+                str(signed_path),
+                "-CAfile",
+                str(ca_file),
+                "-out",
+                str(content_path),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise CmsError(
+                "signature verification failed: "
+                + (result.stderr.strip().splitlines() or ["no detail"])[0][:200]
+            )
+        return content_path.read_bytes()
