@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench airflow clean
 
 setup: $(STAMP)
 
@@ -31,5 +31,22 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+# A local Airflow (standalone: SQLite, no example DAGs, no login) with this project's DAG,
+# pointed at the demo data dir; the demo runs first when there is no demo data yet.
+# UI: http://localhost:8080 (AIRFLOW_PORT to move it).
+AIRFLOW_PORT ?= 8080
+airflow: $(STAMP)
+	@test -f data/keys/hub.key.json || $(BIN)/cri-overlap demo --quiet
+	PATH=$(CURDIR)/$(BIN):$$PATH \
+	AIRFLOW_HOME=$(CURDIR)/airflow_home \
+	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False \
+	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
+	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	CRI_DATA_DIR=$(CURDIR)/data \
+	CRI_HUB_KEY_FILE=$(CURDIR)/data/keys/hub.key.json \
+	CRI_CERTS_DIR=$(CURDIR)/data/certs \
+	$(BIN)/airflow standalone
+
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) data airflow_home .pytest_cache .ruff_cache .hypothesis

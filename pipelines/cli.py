@@ -318,6 +318,7 @@ def run(
         out.print(plans_table(summary.plans))
         _print_signals(summary)
         out.print(f"analysts' database: {summary.snapshot}")
+        out.print(f"run report: {summary.report}")
     if summary.rejected:
         names = ", ".join(f"{o.partner}/{o.dataset}" for o in summary.rejected)
         err.print(f"published, but rejected: {names} (see quarantine/{date.isoformat()}/)")
@@ -523,6 +524,7 @@ def demo(
             soft_wrap=True,
             highlight=False,
         )
+    out.print(f"run report (open in a browser): {summary.run.report.resolve()}")
 
 
 def main() -> None:

@@ -283,7 +283,7 @@ def run_rules(
         lines = [int(row["line"]) for row in details[:EXAMPLE_LINES]]
         description = item.expectation_config.description or rule_name
         results.append(RuleResult(rule_name, description, rows, lines))
-    document = json.loads(json.dumps(outcome.describe_dict(), default=str))
+    document = json.loads(json.dumps(outcome.to_json_dict(), default=str))
     return ContractReport(contract.name, contract.version, results, document)
 
 

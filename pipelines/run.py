@@ -20,9 +20,10 @@ from pathlib import Path
 from pipelines.delivery import DeliveryReport, certs_dir, deliver_signals
 from pipelines.fileio import write_json_atomically
 from pipelines.ingest import IngestOutcome, ingest_date
-from pipelines.link import LinkResult, link_run
+from pipelines.link import LinkResult, link_run, linked_root
 from pipelines.plans import PlanSummary, plan_run, write_partner_exports
 from pipelines.publish import publish
+from pipelines.report import write_report
 from pipelines.settings import HUB_KEY_ENV
 from pipelines.signals import SignalSummary, signal_run
 from privacy.keys import KeyFileError, KeyMaterial, load_key_file
@@ -44,6 +45,7 @@ class RunSummary:
     plans: PlanSummary | None = None
     signals: SignalSummary | None = None
     delivery: DeliveryReport | None = None
+    report: Path | None = None
     snapshot: Path | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -94,35 +96,69 @@ def run_night(
             run_date, data_dir=data_dir, landing=landing, on_dataset=on_dataset, workers=workers
         ),
     )
-    staged = sorted((Path(data_dir) / "staging" / run_date.isoformat()).glob("*/claims.parquet"))
-    if not staged:
-        raise RunFailed(
-            f"no accepted claims for {run_date} (deliveries found: {len(summary.outcomes)})"
-        )
+    require_staged_claims(data_dir, run_date, deliveries_found=len(summary.outcomes))
     summary.link = stage("link", lambda: link_run(run_date, data_dir=data_dir, hub_key=key))
     summary.plans = stage("plans", lambda: plan_run(run_date, data_dir=data_dir))
     summary.signals = stage("signals", lambda: signal_run(run_date, data_dir=data_dir, hub_key=key))
-    write_json_atomically(
-        summary.link.folder / "run.json",
+    record_run(
+        data_dir,
+        run_date,
+        started=started,
+        rejected=len(summary.rejected),
+        claims=summary.link.claims,
+        persons=summary.link.persons,
+        partners=summary.link.partners,
+    )
+
+    def publish_all() -> Path:
+        snapshot, summary.delivery = publish_run(data_dir, run_date, certs)
+        return snapshot
+
+    summary.snapshot = stage("publish", publish_all)
+    summary.report = stage(
+        "report", lambda: write_report(data_dir, run_date, stage_seconds=dict(summary.seconds))
+    )
+    return summary
+
+
+def require_staged_claims(data_dir: Path, run_date: dt.date, *, deliveries_found: int) -> None:
+    """Stop the run before link when no claims of `run_date` were accepted (now or earlier)."""
+    if not any((Path(data_dir) / "staging" / run_date.isoformat()).glob("*/claims.parquet")):
+        raise RunFailed(f"no accepted claims for {run_date} (deliveries found: {deliveries_found})")
+
+
+def record_run(
+    data_dir: Path,
+    run_date: dt.date,
+    *,
+    started: dt.datetime,
+    rejected: int,
+    claims: int,
+    persons: int,
+    partners: list[str],
+) -> Path:
+    """`linked/<date>/run.json`: what this run loaded and rejected (the `runs` table)."""
+    staging = Path(data_dir) / "staging" / run_date.isoformat()
+    return write_json_atomically(
+        linked_root(data_dir) / run_date.isoformat() / "run.json",
         {
             "run_date": run_date.isoformat(),
             "started_at": started.isoformat(timespec="seconds"),
             "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "datasets_accepted": len(
-                list((Path(data_dir) / "staging" / run_date.isoformat()).glob("*/*.receipt.json"))
-            ),
-            "datasets_rejected": len(summary.rejected),
-            "claims": summary.link.claims,
-            "persons": summary.link.persons,
-            "partners": summary.link.partners,
+            "datasets_accepted": len(list(staging.glob("*/*.receipt.json"))),
+            "datasets_rejected": rejected,
+            "claims": claims,
+            "persons": persons,
+            "partners": partners,
         },
     )
 
-    def publish_all() -> Path:
-        snapshot = publish(data_dir)
-        write_partner_exports(data_dir, run_date)
-        summary.delivery = deliver_signals(data_dir, run_date, certs_dir(certs, data_dir))
-        return snapshot
 
-    summary.snapshot = stage("publish", publish_all)
-    return summary
+def publish_run(
+    data_dir: Path, run_date: dt.date, certs: Path | None = None
+) -> tuple[Path, DeliveryReport]:
+    """Everything that leaves the hub: the analysts' snapshot, the partner exports and the
+    signed, encrypted signal files."""
+    snapshot = publish(data_dir)
+    write_partner_exports(data_dir, run_date)
+    return snapshot, deliver_signals(data_dir, run_date, certs_dir(certs, data_dir))

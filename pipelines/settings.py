@@ -57,3 +57,23 @@ def execute_sql_file(con: Any, relative: str, parameters: dict[str, Any] | None 
     for statement in sql_statements(relative):
         used = {k: v for k, v in (parameters or {}).items() if f"${k}" in statement}
         con.execute(statement, used) if used else con.execute(statement)
+
+
+CERTS_ENV = "CRI_CERTS_DIR"
+
+
+def run_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The paths a run needs, from explicit overrides (CLI options, DAG params) or the
+    environment (`CRI_DATA_DIR`, `CRI_LANDING_DIR`, `CRI_HUB_KEY_FILE`, `CRI_CERTS_DIR`)."""
+    given = {k: v for k, v in (overrides or {}).items() if v}
+    data = data_dir(Path(given["data_dir"]) if "data_dir" in given else None)
+    hub_key = given.get("hub_key_file") or os.environ.get(HUB_KEY_ENV)
+    certs = given.get("certs_dir") or os.environ.get(CERTS_ENV)
+    return {
+        "data_dir": data,
+        "landing": landing_dir(
+            Path(given["landing_dir"]) if "landing_dir" in given else None, data
+        ),
+        "hub_key": Path(hub_key) if hub_key else None,
+        "certs": Path(certs) if certs else data / "certs",
+    }
