@@ -1,61 +1,145 @@
-"""Benchmark: the whole nightly run (`cri-overlap run`) on a national-scale delivery.
+"""Benchmark: the whole nightly run (`cri-overlap run`) at several national scales, against the
+floor (`bench/floor.sql`: only the core computation, by hand, in one DuckDB script).
 
-Records wall time per stage and the peak resident memory of this process and of its worker
-processes (the parallel ingest), to `bench/results/night-<persons>-<date>.json`.
+For each scale: wall time per stage, total, and the peak resident memory of the whole process
+tree (the run plus its ingest worker processes, sampled every 0.1 s with psutil). Results go to
+`bench/results/night-<date>.json` and a Markdown table `bench/results/night-<date>.md`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
-import resource
+import threading
 import time
+from pathlib import Path
 
-from common import BENCH_DATE, fresh_hub, machine, national_delivery, write_result
+import duckdb
+import psutil
+from common import BENCH_DATE, RESULTS, fresh_hub, machine, national_delivery, write_result
 
 from pipelines.run import run_night
 from privacy.keys import new_key, write_key_file
 
+STAGES = ("ingest", "link", "plans", "signals", "publish", "report")
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--persons", type=int, default=2_000_000)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args()
-    root = national_delivery(args.persons)
+
+class PeakMemory:
+    """Peak RSS of this process and all its children, sampled in a background thread."""
+
+    def __init__(self, interval: float = 0.1) -> None:
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                with contextlib.suppress(psutil.Error):  # a worker may exit between calls
+                    total += process.memory_info().rss
+            self.peak = max(self.peak, total)
+            time.sleep(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def floor_seconds(root: Path) -> float:
+    landing = root / "landing" / BENCH_DATE.isoformat()
+    claims = sorted(str(p) for p in landing.glob("*/claims.csv"))
+    script = (Path(__file__).with_name("floor.sql")).read_text()
+    start = time.perf_counter()
+    with duckdb.connect() as con:
+        for statement in [s for s in script.split(";\n") if s.strip()]:
+            lines = [x for x in statement.splitlines() if not x.lstrip().startswith("--")]
+            sql = "\n".join(lines)
+            params = {
+                k: v
+                for k, v in {
+                    "claims": claims,
+                    "income": str(landing / "TSL" / "income.csv"),
+                    "run_date": BENCH_DATE,
+                }.items()
+                if f"${k}" in sql
+            }
+            con.execute(sql, params)
+    return time.perf_counter() - start
+
+
+def one_scale(persons: int, workers: int) -> dict:
+    root = national_delivery(persons)
+    floor = min(floor_seconds(root) for _ in range(2))
     fresh_hub(root)
     key_path = root / "keys" / "hub.key.json"
     key_path.unlink(missing_ok=True)
     write_key_file(new_key("hub"), key_path)
     start = time.perf_counter()
-    summary = run_night(
-        BENCH_DATE,
-        data_dir=root,
-        hub_key_path=key_path,
-        workers=args.workers,
-        on_stage=lambda name, s: print(f"  {name}: {s:.1f} s", flush=True),
-    )
+    with PeakMemory() as memory:
+        summary = run_night(BENCH_DATE, data_dir=root, hub_key_path=key_path, workers=workers)
     total = time.perf_counter() - start
-    peak_self = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    peak_children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    report = {
-        "machine": machine(),
-        "persons": args.persons,
-        "workers": args.workers,
+    rows = sum(
+        sum(1 for _ in p.open("rb")) - 1
+        for p in (root / "landing" / BENCH_DATE.isoformat()).glob("*/*.csv")
+    )
+    return {
+        "persons": persons,
+        "rows_delivered": rows,
         "total_s": round(total, 1),
         "stages_s": summary.seconds,
-        "peak_rss_mb": {"main": round(peak_self), "largest_worker": round(peak_children)},
+        "peak_rss_mb": round(memory.peak / 2**20),
+        "floor_s": round(floor, 1),
+        "ratio_to_floor": round(total / floor, 1),
         "claims": summary.link.claims,
-        "persons_linked": summary.link.persons,
         "persons_multi": summary.link.persons_multi,
-        "plans": summary.plans.outcomes,
+        "signals": summary.signals.signals,
     }
-    path = write_result(f"night-{args.persons}", report)
-    print(
-        f"night of {args.persons:,} persons: {total:.1f} s, peak RSS main "
-        f"{peak_self:.0f} MB, largest worker {peak_children:.0f} MB -> {path}",
-        flush=True,
+
+
+def markdown(results: list[dict], info: dict) -> str:
+    header = (
+        "| persons | rows | total s | "
+        + " | ".join(f"{s} s" for s in STAGES)
+        + " | peak RSS MB | floor s | x floor |"
     )
+    lines = [
+        f"Machine: {info['cpus']} cores, {info['memory_gb']} GB, Python {info['python']}, "
+        f"DuckDB {info['duckdb']}.",
+        "",
+        header,
+        "|" + "---|" * (header.count("|") - 1),
+    ]
+    for r in results:
+        stages = " | ".join(f"{r['stages_s'].get(s, 0):.1f}" for s in STAGES)
+        lines.append(
+            f"| {r['persons']:,} | {r['rows_delivered']:,} | {r['total_s']:.1f} | "
+            f"{stages} | {r['peak_rss_mb']:,} | {r['floor_s']:.1f} | "
+            f"{r['ratio_to_floor']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--persons", type=int, nargs="+", default=[250_000, 1_000_000, 2_000_000])
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    results = []
+    for persons in args.persons:
+        print(f"night of {persons:,} persons ...", flush=True)
+        results.append(one_scale(persons, args.workers))
+        print(f"  {results[-1]}", flush=True)
+    info = machine()
+    path = write_result("night", {"machine": info, "workers": args.workers, "results": results})
+    table = markdown(results, info)
+    (RESULTS / path.name.replace(".json", ".md")).write_text(table)
+    print(table, flush=True)
 
 
 if __name__ == "__main__":
