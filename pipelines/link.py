@@ -23,7 +23,7 @@ import duckdb
 from pipelines.contracts import load_contract
 from pipelines.reference import reference_csv
 from pipelines.settings import sql_text
-from pipelines.stage_contracts import check_tables, table_schema
+from pipelines.stage_contracts import check_tables, write_tables
 from privacy.hashing import create_person_ids
 from privacy.keys import KeyMaterial
 
@@ -145,21 +145,17 @@ def link_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Link
 
 def _write(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date) -> Path:
     """Write every table to a temporary folder, then swap it in for the date's folder."""
-    contract = load_contract(*ANALYTICS_CONTRACT)
     root = linked_root(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / run_date.isoformat()
     temporary = root / f".{run_date.isoformat()}.{os.getpid()}.tmp"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir()
-    for table in LINKED_TABLES:
-        if table in CHECKED_TABLES:
-            columns = [p.name for p in table_schema(contract, table).properties or []]
-        else:
-            columns = list(INCOME_COLUMNS)
-        select = ", ".join(f'"{c}"' for c in columns)
-        target = str(temporary / f"{table}.parquet").replace("'", "''")
-        con.execute(f"copy (select {select} from {table}) to '{target}' (format parquet)")
+    write_tables(con, load_contract(*ANALYTICS_CONTRACT), list(CHECKED_TABLES), temporary)
+    # income is an internal input of the plans stage, not a published table: no contract
+    income = ", ".join(f'"{c}"' for c in INCOME_COLUMNS)
+    target = str(temporary / "income.parquet").replace("'", "''")
+    con.execute(f"copy (select {income} from income) to '{target}' (format parquet)")
     retired = root / f".{run_date.isoformat()}.{os.getpid()}.old"
     if final.exists():
         final.rename(retired)

@@ -33,7 +33,7 @@ from pipelines.link import ANALYTICS_CONTRACT, linked_root
 from pipelines.policy import load_policy
 from pipelines.reference import reference_csv
 from pipelines.settings import sql_text
-from pipelines.stage_contracts import check_tables, table_schema
+from pipelines.stage_contracts import check_tables, write_tables
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +118,7 @@ def plan_run(run_date: dt.date, *, data_dir: Path) -> PlanSummary:
             con.execute(f"create table {table} as select * from read_parquet('{path}')")
         build_plan_tables(con, run_date, policy)
         check_tables(con, contract, list(PLAN_TABLES))
-        for table in PLAN_TABLES:
-            columns = ", ".join(f'"{p.name}"' for p in table_schema(contract, table).properties)
-            target = folder / f"{table}.parquet"
-            temporary = temporary_sibling(target)
-            con.execute(
-                f"copy (select {columns} from {table} order by all) to "
-                f"'{str(temporary).replace(chr(39), chr(39) * 2)}' (format parquet)"
-            )
-            replace_atomically(temporary, target)
+        write_tables(con, contract, list(PLAN_TABLES), folder)
         outcomes = dict(
             con.execute("select outcome, count(*) from plan_proposals group by all").fetchall()
         )

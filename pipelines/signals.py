@@ -32,7 +32,7 @@ from pipelines.fileio import (
 from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
 from pipelines.policy import load_policy
 from pipelines.settings import sql_text
-from pipelines.stage_contracts import check_tables, table_schema
+from pipelines.stage_contracts import check_tables, write_tables
 from privacy.keys import KeyMaterial
 from privacy.recipients import add_signal_ids, create_person_refs
 
@@ -147,15 +147,7 @@ def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Si
             ["signals", "signal_monitoring"],
             {"cooldown_days": parameters["cooldown_days"]},
         )
-        for table in ("signals", "signal_monitoring"):
-            columns = ", ".join(f'"{p.name}"' for p in table_schema(contract, table).properties)
-            target = folder / f"{table}.parquet"
-            temporary = temporary_sibling(target)
-            con.execute(
-                f"copy (select {columns} from {table} order by all) to "
-                f"'{str(temporary).replace(chr(39), chr(39) * 2)}' (format parquet)"
-            )
-            replace_atomically(temporary, target)
+        write_tables(con, contract, ["signals", "signal_monitoring"], folder)
         create_person_refs(con, "select person_id, gemeente_code from signals", hub_key.secret)
         rows = con.sql(
             "select s.gemeente_code, s.signal_id, s.run_date as signal_date, r.person_ref, "

@@ -10,9 +10,11 @@ become the tables' and columns' COMMENTs, so the documentation cannot drift from
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pipelines.contracts import Contract
+from pipelines.fileio import replace_atomically, temporary_sibling
 
 LINKAGE_PSEUDONYM = "[0-9a-f]{64}"
 
@@ -134,3 +136,17 @@ def comment_statements(contract: Contract, table: str) -> list[str]:
         for p in schema.properties or []
     ]
     return statements
+
+
+def write_tables(con: Any, contract: Contract, tables: list[str], folder: Path) -> None:
+    """Write each table to `<folder>/<table>.parquet` with exactly the contract's columns, in
+    the contract's order, each file atomically (temporary name, then rename)."""
+    for table in tables:
+        columns = ", ".join(f'"{p.name}"' for p in table_schema(contract, table).properties)
+        target = Path(folder) / f"{table}.parquet"
+        temporary = temporary_sibling(target)
+        con.execute(
+            f"copy (select {columns} from {table}) to "
+            f"'{str(temporary).replace(chr(39), chr(39) * 2)}' (format parquet)"
+        )
+        replace_atomically(temporary, target)
