@@ -21,6 +21,7 @@ demo: $(STAMP)
 	$(BIN)/cri-overlap demo
 
 test: $(STAMP)
+	@bash .ci/system-deps
 	$(BIN)/pytest
 
 lint: $(STAMP)
