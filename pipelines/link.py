@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import duckdb
 
 from pipelines.contracts import load_contract
 from pipelines.reference import reference_csv
-from pipelines.settings import sql_text
+from pipelines.settings import create_stage_tables
 from pipelines.stage_contracts import check_tables, write_tables
 from privacy.hashing import create_person_ids
 from privacy.keys import KeyMaterial
@@ -52,6 +53,13 @@ class LinkResult:
 
 def linked_root(data_dir: Path) -> Path:
     return Path(data_dir) / "linked"
+
+
+def load_linked_tables(con: duckdb.DuckDBPyConnection, folder: Path, tables: Iterable[str]) -> None:
+    """Create in-memory tables from a run's `linked/<date>/<table>.parquet` files."""
+    for table in tables:
+        path = str(Path(folder) / f"{table}.parquet").replace("'", "''")
+        con.execute(f"create table {table} as select * from read_parquet('{path}')")
 
 
 def linked_dates(data_dir: Path) -> list[dt.date]:
@@ -121,10 +129,7 @@ def link_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Link
             "header = true, all_varchar = true)",
             {"path": str(reference_csv("partners.csv"))},
         )
-        for table in LINKED_TABLES:
-            con.execute(
-                f"create table {table} as {sql_text(f'link/{table}.sql')}", {"run_date": run_date}
-            )
+        create_stage_tables(con, "link", LINKED_TABLES, {"run_date": run_date})
         # From here on no relation may hold a linkage pseudonym.
         con.execute("drop table person_ids")
         check_tables(con, load_contract(*ANALYTICS_CONTRACT), list(CHECKED_TABLES))

@@ -29,10 +29,10 @@ from pipelines.fileio import (
     temporary_sibling,
     write_json_atomically,
 )
-from pipelines.link import ANALYTICS_CONTRACT, linked_root
+from pipelines.link import ANALYTICS_CONTRACT, linked_root, load_linked_tables
 from pipelines.policy import load_policy
 from pipelines.reference import reference_csv
-from pipelines.settings import sql_text
+from pipelines.settings import create_stage_tables
 from pipelines.stage_contracts import check_tables, write_tables
 
 log = logging.getLogger(__name__)
@@ -98,10 +98,7 @@ def build_plan_tables(con: duckdb.DuckDBPyConnection, run_date: dt.date, policy:
         "max_term_months": int(plans["max_term_months"]),
     }
     _register_policy(con, policy)
-    for table in PLAN_TABLES:
-        sql = sql_text(f"plans/{table}.sql")
-        used = {k: v for k, v in parameters.items() if f"${k}" in sql}
-        con.execute(f"create or replace table {table} as {sql}", used)
+    create_stage_tables(con, "plans", PLAN_TABLES, parameters)
 
 
 def plan_run(run_date: dt.date, *, data_dir: Path) -> PlanSummary:
@@ -113,9 +110,7 @@ def plan_run(run_date: dt.date, *, data_dir: Path) -> PlanSummary:
     contract = load_contract(*ANALYTICS_CONTRACT)
     with duckdb.connect() as con:
         con.execute("set enable_progress_bar = false")
-        for table in ("persons", "claims", "income"):
-            path = str(folder / f"{table}.parquet").replace("'", "''")
-            con.execute(f"create table {table} as select * from read_parquet('{path}')")
+        load_linked_tables(con, folder, ("persons", "claims", "income"))
         build_plan_tables(con, run_date, policy)
         check_tables(con, contract, list(PLAN_TABLES))
         write_tables(con, contract, list(PLAN_TABLES), folder)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -55,8 +56,22 @@ def execute_sql_file(con: Any, relative: str, parameters: dict[str, Any] | None 
     """Run every statement of a SQL file, binding to each only the `$name` parameters it uses
     (DuckDB binds parameters for one statement at a time)."""
     for statement in sql_statements(relative):
-        used = {k: v for k, v in (parameters or {}).items() if f"${k}" in statement}
+        used = parameters_used(statement, parameters)
         con.execute(statement, used) if used else con.execute(statement)
+
+
+def parameters_used(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """The `$name` parameters a statement refers to: DuckDB refuses unused ones."""
+    return {k: v for k, v in (parameters or {}).items() if f"${k}" in sql}
+
+
+def create_stage_tables(
+    con: Any, stage: str, tables: Iterable[str], parameters: dict[str, Any] | None = None
+) -> None:
+    """Create each table from `sql/<stage>/<table>.sql` (one select per file), in order."""
+    for table in tables:
+        sql = sql_text(f"{stage}/{table}.sql")
+        con.execute(f"create or replace table {table} as {sql}", parameters_used(sql, parameters))
 
 
 CERTS_ENV = "CRI_CERTS_DIR"

@@ -29,9 +29,9 @@ from pipelines.fileio import (
     temporary_sibling,
     write_json_atomically,
 )
-from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
+from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root, load_linked_tables
 from pipelines.policy import load_policy
-from pipelines.settings import sql_text
+from pipelines.settings import create_stage_tables
 from pipelines.stage_contracts import check_tables, write_tables
 from privacy.keys import KeyMaterial
 from privacy.recipients import add_signal_ids, create_person_refs
@@ -117,9 +117,7 @@ def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Si
     contract = load_contract(*ANALYTICS_CONTRACT)
     with duckdb.connect() as con:
         con.execute("set enable_progress_bar = false")
-        for table in ("persons", "claims", "plan_proposals"):
-            path = str(folder / f"{table}.parquet").replace("'", "''")
-            con.execute(f"create table {table} as select * from read_parquet('{path}')")
+        load_linked_tables(con, folder, ("persons", "claims", "plan_proposals"))
         con.register(
             "threshold_rows",
             pa.Table.from_pylist(
@@ -135,10 +133,7 @@ def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Si
         )
         con.execute("create table signal_thresholds as select * from threshold_rows")
         _history(con, data_dir, run_date)
-        for table in ("signal_decisions", "signals"):
-            sql = sql_text(f"signals/{table}.sql")
-            used = {k: v for k, v in parameters.items() if f"${k}" in sql}
-            con.execute(f"create table {table} as {sql}", used)
+        create_stage_tables(con, "signals", ("signal_decisions", "signals"), parameters)
         add_signal_ids(con, "signals", hub_key.secret, run_date)
         con.execute(f"create table signal_monitoring as {MONITORING_SQL}", {"run_date": run_date})
         check_tables(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import random
 from pathlib import Path
 
@@ -56,7 +58,6 @@ def write_raw_csv(frame: pl.DataFrame, path: Path) -> Path:
 
 def pseudonym_of(name: str) -> str:
     """A stable fake linkage pseudonym for a hand-worked person ("P1", "P2", ...)."""
-    import hashlib
 
     return hashlib.sha256(f"test-person-{name}".encode()).hexdigest()
 
@@ -89,9 +90,6 @@ def write_claims_delivery(landing: Path, date: dt.date, partner: str, claims: li
     Each claim is a dict with at least `person` (a name for `pseudonym_of`); other columns
     default to CLAIM_DEFAULTS. Set arrears_cents to 0 and arrears_since to "" for no arrears.
     """
-    import hashlib
-    import json
-
     folder = Path(landing) / date.isoformat() / partner
     folder.mkdir(parents=True, exist_ok=True)
     header = ["person_pseudonym", "claim_ref", *CLAIM_DEFAULTS]
@@ -101,20 +99,7 @@ def write_claims_delivery(landing: Path, date: dt.date, partner: str, claims: li
         row["person_pseudonym"] = pseudonym_of(row.pop("person"))
         row["claim_ref"] = row.get("claim_ref", f"{partner}-{date:%Y%m%d}-{index}")
         lines.append(";".join(str(row[column]) for column in header))
-    data = folder / "claims.csv"
-    data.write_text("\n".join(lines) + "\n")
-    manifest = {
-        "contract": "claims",
-        "contract_version": "1.0.0",
-        "partner": partner,
-        "extract_date": date.isoformat(),
-        "key_id": "link-test",
-        "file": "claims.csv",
-        "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-        "row_count": len(claims),
-    }
-    (folder / "claims.manifest.json").write_text(json.dumps(manifest))
-    return folder
+    return _deliver(folder, "claims", partner, date, lines)
 
 
 def hub_key_file(folder: Path) -> Path:
@@ -125,9 +110,6 @@ def hub_key_file(folder: Path) -> Path:
 def write_income_delivery(landing: Path, date: dt.date, rows: list[dict]) -> Path:
     """A hand-made TSL income delivery: rows with `person`, `net_income_cents` and optionally
     `household_type` (default single)."""
-    import hashlib
-    import json
-
     folder = Path(landing) / date.isoformat() / "TSL"
     folder.mkdir(parents=True, exist_ok=True)
     month = date.replace(day=1).isoformat()
@@ -137,17 +119,22 @@ def write_income_delivery(landing: Path, date: dt.date, rows: list[dict]) -> Pat
         f"{r['net_income_cents']};{month}"
         for r in rows
     ]
-    data = folder / "income.csv"
+    return _deliver(folder, "income", "TSL", date, lines)
+
+
+def _deliver(folder: Path, dataset: str, partner: str, date: dt.date, lines: list[str]) -> Path:
+    """Write the CSV lines (header first) and a manifest an honest partner tool would write."""
+    data = folder / f"{dataset}.csv"
     data.write_text("\n".join(lines) + "\n")
     manifest = {
-        "contract": "income",
+        "contract": dataset,
         "contract_version": "1.0.0",
-        "partner": "TSL",
+        "partner": partner,
         "extract_date": date.isoformat(),
         "key_id": "link-test",
-        "file": "income.csv",
+        "file": data.name,
         "sha256": hashlib.sha256(data.read_bytes()).hexdigest(),
-        "row_count": len(rows),
+        "row_count": len(lines) - 1,
     }
-    (folder / "income.manifest.json").write_text(json.dumps(manifest))
+    (folder / f"{dataset}.manifest.json").write_text(json.dumps(manifest))
     return folder
