@@ -6,6 +6,12 @@ The nightly batch of **cri-overlap** for one extract date: the DAG run's logical
 `find_deliveries` → `ingest` (mapped: one task per delivered dataset, independent, a bad one
 never blocks the others) → `link` → `plans` → `signals` → `publish` → `report`.
 
+Night after night: a missing or rejected dataset is carried forward (listed as stale in the
+`link` and `publish` logs and the report); a run of an older date (a rerun, a backfill with
+`airflow backfill create`) recomputes its tables and those of later dates it changes, but
+delivers no signals; each task holds the data directory's lock, so a CLI run and a DAG run
+never work on it at once.
+
 Each task calls the same stage function as `cri-overlap run` (`pipelines/`); this file only wires
 them together. A rejected dataset does not fail its task: the run ends green, with the rejection
 in the task log, the quarantine (`quarantine/<date>/`) and the run report. A failure before
@@ -66,13 +72,15 @@ def _run() -> tuple[dt.date, dict]:
 def cri_overlap_nightly() -> None:
     @task
     def find_deliveries() -> list[dict]:
-        from pipelines.ingest import discover
+        from pipelines.dag_tasks import find_deliveries
 
         run_date, settings = _run()
-        found = discover(settings["landing"] / run_date.isoformat())
-        return [{"folder": str(d.folder), "dataset": d.dataset} for d in found]
+        return find_deliveries(run_date, settings)
 
-    @task(map_index_template="{{ task.op_kwargs['delivery']['folder'].split('/')[-1] }}")
+    @task(
+        map_index_template="{{ task.op_kwargs['delivery']['folder'] }}/"
+        "{{ task.op_kwargs['delivery']['dataset'] }}"
+    )
     def ingest(delivery: dict) -> dict:
         from pipelines.dag_tasks import ingest_one
 
@@ -106,7 +114,7 @@ def cri_overlap_nightly() -> None:
 
         run_date, settings = _run()
         started = get_current_context()["dag_run"].start_date
-        return publish_stage(run_date, settings, outcomes, linked, started)
+        return publish_stage(run_date, settings, outcomes, started)
 
     @task(outlets=[RUN_REPORT])
     def report(

@@ -23,7 +23,8 @@ from rich.table import Table
 
 from pipelines.contract_runner import ContractRunnerError
 from pipelines.contracts import ContractError
-from pipelines.ingest import IngestOutcome
+from pipelines.ingest import IngestFault, IngestOutcome
+from pipelines.lock import DataDirBusy
 from pipelines.plans import PlanSummary
 from pipelines.pseudonymise import PseudonymiseError, pseudonymise_extract
 from pipelines.run import RunSummary
@@ -62,17 +63,21 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     ContractRunnerError,  # the check itself failed: say so in one line, exit 1
     CmsError,
     FileNotFoundError,
+    IngestFault,  # the machine failed, not the data: one line, exit 1, landing untouched
+    DataDirBusy,  # another run holds the data directory
 )
 
 
 def _stage_errors() -> tuple[type[Exception], ...]:
     """Failures of a run that stop it before publishing (imported lazily: heavy modules)."""
     from pipelines.link import LinkError
+    from pipelines.plans import PlanError
     from pipelines.publish import PublishError
     from pipelines.run import RunFailed
+    from pipelines.signals import SignalError
     from pipelines.stage_contracts import StageContractError
 
-    return (LinkError, PublishError, RunFailed, StageContractError)
+    return (LinkError, PlanError, PublishError, RunFailed, SignalError, StageContractError)
 
 
 class CliFailure(Exception):
@@ -92,6 +97,22 @@ def _parse_date(value: str) -> dt.date:
 
 DateOption = Annotated[
     dt.date, typer.Option(parser=_parse_date, metavar="YYYY-MM-DD", help="The extract date.")
+]
+
+
+def _parse_run_date(value: str) -> dt.date:
+    """A run date: no later than today (an extract from the future cannot exist yet)."""
+    date = _parse_date(value)
+    if date > dt.date.today():
+        raise typer.BadParameter(f"{value} is after today ({dt.date.today()})")
+    return date
+
+
+RunDateOption = Annotated[
+    dt.date,
+    typer.Option(
+        parser=_parse_run_date, metavar="YYYY-MM-DD", help="The extract date (today or earlier)."
+    ),
 ]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
@@ -222,7 +243,7 @@ def _print_outcome(outcome: IngestOutcome) -> None:
 
 @app.command()
 def ingest(
-    date: DateOption,
+    date: RunDateOption,
     data_dir: DataDirOption = None,
     landing: LandingOption = None,
     workers: WorkersOption = DEFAULT_WORKERS,
@@ -234,15 +255,19 @@ def ingest(
     quarantine with reason.json), 1 when nothing could be checked.
     """
     from pipelines.ingest import ingest_date
+    from pipelines.lock import data_dir_lock
+    from pipelines.recovery import recover
 
     root = resolve_data_dir(data_dir)
-    outcomes = ingest_date(
-        date,
-        data_dir=root,
-        landing=resolve_landing(landing, root),
-        on_dataset=None if quiet else _print_outcome,
-        workers=workers,
-    )
+    with data_dir_lock(root, what=f"ingest --date {date}"):
+        recover(root)
+        outcomes = ingest_date(
+            date,
+            data_dir=root,
+            landing=resolve_landing(landing, root),
+            on_dataset=None if quiet else _print_outcome,
+            workers=workers,
+        )
     if not outcomes:
         raise CliFailure(
             f"{resolve_landing(landing, root) / date.isoformat()}: no deliveries "
@@ -280,7 +305,7 @@ def check_delivery_command(
 
 @app.command()
 def run(
-    date: DateOption,
+    date: RunDateOption,
     data_dir: DataDirOption = None,
     landing: LandingOption = None,
     hub_key: Annotated[
@@ -293,7 +318,7 @@ def run(
     """The nightly pipeline for one extract date: ingest, link, plans, signals, publish.
 
     Exit 0 all datasets accepted and published; 3 published, but one or more datasets were
-    rejected; 1 failed, nothing published; 2 usage error.
+    rejected, missing or stale (carried forward); 1 failed, nothing published; 2 usage error.
     """
     from pipelines.run import run_night
 
@@ -319,20 +344,52 @@ def run(
         _print_signals(summary)
         out.print(f"analysts' database: {summary.snapshot}")
         out.print(f"run report: {summary.report}")
+    for line in incomplete_lines(summary):
+        err.print(line, highlight=False, soft_wrap=True, markup=False)
+    raise typer.Exit(summary.exit_code)
+
+
+def incomplete_lines(summary: RunSummary) -> list[str]:
+    """What was rejected, carried forward, left out or not delivered tonight: one line each."""
+    lines = []
     if summary.rejected:
         names = ", ".join(f"{o.partner}/{o.dataset}" for o in summary.rejected)
-        err.print(f"published, but rejected: {names} (see quarantine/{date.isoformat()}/)")
-    raise typer.Exit(summary.exit_code)
+        lines.append(
+            f"published, but rejected: {names} (see quarantine/{summary.run_date.isoformat()}/)"
+        )
+    if summary.selection is not None:
+        stale = summary.selection.stale
+        if stale:
+            lines.append(
+                "stale (carried forward from an earlier extract): "
+                + ", ".join(c.describe() for c in stale)
+            )
+        if summary.selection.left_out:
+            lines.append(
+                f"left out (nothing accepted within {summary.selection.max_staleness_days} days): "
+                + ", ".join(c.label for c in summary.selection.left_out)
+            )
+    if summary.delivery is not None and summary.delivery.note:
+        lines.append(summary.delivery.note)
+    if summary.rederived:
+        lines.append(
+            "later dates derived again (their carried-forward data changed): "
+            + ", ".join(map(str, summary.rederived))
+        )
+    return lines
 
 
 def _print_signals(summary: RunSummary) -> None:
     signals, delivery = summary.signals, summary.delivery
     reasons = ", ".join(f"{k} {v:,}" for k, v in signals.by_reason.items())
     out.print(
-        f"signals: {signals.signals:,} to {len(signals.gemeenten)} gemeenten ({reasons}); "
+        f"signals: {signals.signals:,} for {len(signals.gemeenten)} gemeenten ({reasons}); "
         f"{signals.excluded:,} excluded (debt assistance), "
         f"{signals.suppressed_repeats:,} held back by the cool-down"
     )
+    if not delivery.signals_delivered:
+        out.print(f"signal files NOT delivered: {delivery.note}", soft_wrap=True, markup=False)
+        return
     out.print(
         f"delivered signed and encrypted to {len(delivery.delivered)} gemeenten"
         + (
@@ -529,23 +586,174 @@ def demo(
 
 def main() -> None:
     """Entry point. Typer handles usage errors (exit 2) and --help; failures a user can fix
-    become one line and exit 1 (or the code the command chose); anything else is a bug and
-    keeps its traceback."""
+    become one line and exit 1 (or the code the command chose); so do resource faults (disk full,
+    file size or open-file limits, permissions, out of memory): one line saying what happened and
+    what to do. Anything else is a bug and keeps its traceback."""
+    # Loaded now: with no file descriptors or memory left, the handler below cannot import.
+    import errno
+    import re
+    import resource
+
+    def one_line(text: object) -> str:
+        return " ".join(str(text).split())
+
+    def first_line(exc: BaseException, limit: int = 160) -> str:
+        """DuckDB's own first line, short: the rest can quote data, which stays off stderr."""
+        lines = str(exc).strip().splitlines()
+        text = one_line(lines[0]) if lines else type(exc).__name__
+        return text if len(text) <= limit else text[: limit - 3] + "..."
+
+    def os_error_in_text(exc: BaseException) -> OSError | None:
+        """The OS error an exception reports only in its text: polars (Rust) says `... (os error
+        27)` with no errno, or panics with `Os { code: 24, ... }`; DuckDB says `"errno":"28"` or
+        just the strerror, and names the file in quotes; a lazy import of an extension module
+        quotes dlopen's strerror."""
+        text = str(exc)
+        found = re.search(r"\(os error (\d+)\)|Os \{ code: (\d+)|\"errno\":\s*\"?(\d+)", text)
+        if found is not None:
+            code = int(next(group for group in found.groups() if group))
+        else:
+            codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EMFILE, errno.ENFILE)
+            codes += (errno.EACCES, errno.EROFS, errno.ENOMEM)
+            code = next((c for c in codes if os.strerror(c) in text), None)
+            if code is None:
+                return None
+        named = re.search(r'file \\?"(.+?)\\?"', text)
+        return OSError(code, os.strerror(code), named.group(1) if named else None)
+
+    out_of_memory = (
+        "out of memory: close other programs, raise the memory limit (ulimit -v) or use fewer "
+        "--workers, and run again"
+    )
+
+    def os_fault(exc: OSError) -> str | None:
+        """The line for an OSError that is a resource fault, or None (then it is a bug)."""
+        name = exc.filename
+        name = os.fsdecode(name) if isinstance(name, str | bytes) else None
+        file = name or "a file"
+        folder = str(Path(name).parent) if name else "the output folder"
+        again = "and run again"
+        if exc.errno == errno.ENOMEM:
+            return out_of_memory
+        if exc.errno == errno.ENOSPC:
+            return (
+                f"no space left on device while writing {file}: free space on the disk that "
+                f"holds {folder} {again}"
+            )
+        if exc.errno == errno.EDQUOT:
+            return (
+                f"disk quota exceeded while writing {file}: free space or raise the quota for "
+                f"{folder} {again}"
+            )
+        if exc.errno == errno.EFBIG:
+            return (
+                f"file too large while writing {file}: the file size limit (ulimit -f) or the "
+                f"file system's maximum was reached; raise the limit or write elsewhere {again}"
+            )
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+            scope = "this process" if exc.errno == errno.EMFILE else "the system"
+            return (
+                f"too many open files in {scope} while opening {file}: raise the limit "
+                f"(ulimit -n, now {limit}) or use fewer --workers {again}"
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return (
+                f"permission denied on {file}: give this user access to it or choose another "
+                f"path, {again}"
+            )
+        if exc.errno == errno.EROFS:
+            return f"read-only file system at {file}: choose a writable folder {again}"
+        if exc.errno == errno.ENOTDIR:
+            return f"not a folder: a part of the path {file} is a file; choose another path {again}"
+        if exc.errno == errno.EISDIR:
+            return f"{file} is a folder where a file is needed: choose another path {again}"
+        if exc.errno == errno.EEXIST:
+            return (
+                f"{file} already exists where a new file or folder is needed: choose another "
+                f"path or move it away on purpose, {again}"
+            )
+        return None
+
+    def resource_fault(exc: BaseException | None) -> str | None:
+        """The line for a resource fault (here or in what it was raised from), or None."""
+        seen = 0
+        while exc is not None and seen < 10:
+            if isinstance(exc, OSError):
+                line = os_fault(exc if exc.errno is not None else os_error_in_text(exc) or exc)
+                if line:
+                    return line
+            if isinstance(exc, MemoryError):
+                return out_of_memory
+            if isinstance(exc, ImportError) or type(exc).__name__ == "PanicException":
+                found = os_error_in_text(exc)
+                if found is not None and (line := os_fault(found)):
+                    return line
+            duckdb = sys.modules.get("duckdb")  # never imported here: it raised, so it is loaded
+            if duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException):
+                from pipelines.ingest import MEMORY_LIMIT_ENV  # loaded with this module
+
+                setting = os.environ.get(MEMORY_LIMIT_ENV)
+                raise_it = f"raise {MEMORY_LIMIT_ENV} (now {setting})" if setting else "add memory"
+                return (
+                    f"DuckDB ran out of memory ({first_line(exc)}): {raise_it} or use fewer "
+                    "--workers, and run again"
+                )
+            if duckdb is not None and isinstance(exc, duckdb.IOException):
+                found = os_error_in_text(exc)
+                if found is not None and (line := os_fault(found)):
+                    return line
+                return (
+                    f"DuckDB could not read or write a file ({first_line(exc)}): check free "
+                    "space, limits and permissions there, and run again"
+                )
+            if duckdb is not None and isinstance(exc, duckdb.TransactionException):
+                # A commit whose WAL or database write failed: only the OS error counts here.
+                found = os_error_in_text(exc)
+                if found is not None and (line := os_fault(found)):
+                    return line
+            exc, seen = exc.__cause__, seen + 1
+        return None
+
+    def is_stage_error(exc: Exception) -> bool:
+        try:
+            return isinstance(exc, _stage_errors())
+        except (ImportError, OSError, MemoryError):  # no files or memory left to import them
+            return False
+
+    def fail(line: str) -> None:
+        # Plain write, not rich: printing must not need an import, a file or much memory.
+        sys.stderr.write(f"error: {line}\n")
+        _exit(EXIT_FAILED)
+
     try:
         app()
     except SystemExit as done:
         _exit(done.code if isinstance(done.code, int) else EXIT_FAILED if done.code else EXIT_OK)
     except CliFailure as failure:
-        err.print(f"error: {failure}", highlight=False, soft_wrap=True)
+        err.print(f"error: {one_line(failure)}", highlight=False, soft_wrap=True, markup=False)
         _exit(failure.code)
     except USER_ERRORS as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True)
+        err.print(f"error: {one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
         _exit(EXIT_FAILED)
     except Exception as exc:
-        if isinstance(exc, _stage_errors()):
-            err.print(f"error: {exc}; nothing published", highlight=False, soft_wrap=True)
+        if is_stage_error(exc):
+            err.print(
+                f"error: {one_line(exc)}; nothing published",
+                highlight=False,
+                soft_wrap=True,
+                markup=False,
+            )
             _exit(EXIT_FAILED)
-        raise
+        line = resource_fault(exc)
+        if line is None:
+            raise
+        fail(line)
+    except BaseException as exc:  # a Rust panic (pyo3) is a BaseException
+        line = None if isinstance(exc, KeyboardInterrupt) else resource_fault(exc)
+        if line is None:
+            raise
+        fail(line)
 
 
 def _exit(code: int) -> None:

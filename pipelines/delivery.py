@@ -1,5 +1,16 @@
-"""Delivery of signal files to gemeenten: sign with the hub certificate, encrypt to the
-gemeente's certificate (`privacy.cms`), write `outbox/<date>/<GM>/signals.csv.p7m` atomically.
+"""Delivery of a night's outbox: the partners' plan lines and the gemeenten's signal files,
+signed with the hub certificate and encrypted to each gemeente's certificate (`privacy.cms`).
+
+Signals reach gemeenten only forward in time (interfaces.md section 4): a night is delivered
+when its date is on or after the last date whose signals were delivered (the same date again
+re-delivers the same signal ids); an older date, rerun or backfilled, delivers nothing. A night
+with a partner left out (no data within the staleness limit) delivers no signal files: a
+partial picture must not reach a gemeente.
+
+The night's outbox is built in a work folder and swapped in whole as `outbox/<date>/`; only
+then is the ledger entry `ledger/<date>/` written, the record of what was delivered that the
+cool-down reads. A run killed before that rename delivered nothing and counts nothing as sent;
+a run killed between the two is redone identically by the next run of that date.
 
 Certificates come from a directory (`--certs`, `CRI_CERTS_DIR`, default `<data>/certs`):
 `hub.crt` + `hub.key` (the hub's signing pair) and `gemeenten/<GMxxxx>.crt`. A gemeente without a
@@ -12,16 +23,34 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.fileio import replace_atomically, temporary_sibling
+from pipelines.carry_forward import Selection
+from pipelines.faults import kill_point
+from pipelines.fileio import replace_atomically, temporary_sibling, write_json_atomically
+from pipelines.plans import write_partner_exports
+from pipelines.policy import load_policy
+from pipelines.recovery import swap_in, work_folder
+from pipelines.signals import ledger_dates, ledger_root, signal_file_rows, write_signal_files
 from privacy.cms import load_certificate, load_private_key, sign_and_encrypt
+from privacy.keys import KeyMaterial
 
 log = logging.getLogger(__name__)
 
 CERTS_ENV = "CRI_CERTS_DIR"
 MESSAGE_NAME = "signals.csv.p7m"
+LEDGER_TABLES = ("signals", "signal_monitoring")
+
+
+@dataclass(frozen=True)
+class DeliveryDecision:
+    """What a night may deliver: its outbox (plan lines) and its signal files."""
+
+    outbox: bool
+    signals: bool
+    note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -29,6 +58,29 @@ class DeliveryReport:
     delivered: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     reason: str | None = None
+    signals_delivered: bool = False
+    note: str | None = None
+
+
+def decide(data_dir: Path, run_date: dt.date, selection: Selection) -> DeliveryDecision:
+    """Forward in time only, and only a complete picture (see the module docstring)."""
+    delivered = ledger_dates(data_dir)
+    if delivered and run_date < delivered[-1]:
+        return DeliveryDecision(
+            False,
+            False,
+            f"nothing delivered: signals for {delivered[-1]} were already delivered and "
+            "signals reach gemeenten only forward in time (tables recomputed)",
+        )
+    if not selection.complete:
+        left_out = ", ".join(c.label for c in selection.left_out)
+        return DeliveryDecision(
+            True,
+            False,
+            f"no signal files delivered: {left_out} left out (no accepted data within "
+            f"{selection.max_staleness_days} days); a partial picture must not reach a gemeente",
+        )
+    return DeliveryDecision(True, True)
 
 
 def certs_dir(explicit: Path | None, data_dir: Path) -> Path:
@@ -38,26 +90,61 @@ def certs_dir(explicit: Path | None, data_dir: Path) -> Path:
     return Path(env) if env else Path(data_dir) / "certs"
 
 
-def deliver_signals(data_dir: Path, run_date: dt.date, certs: Path) -> DeliveryReport:
-    """Encrypt every gemeente's signals of `run_date` that has a certificate."""
-    outbox = Path(data_dir) / "outbox" / run_date.isoformat()
-    gemeenten = sorted(p.parent.name for p in outbox.glob("GM*/signals.csv"))
+def deliver_night(
+    data_dir: Path,
+    run_date: dt.date,
+    *,
+    folder: Path,
+    decision: DeliveryDecision,
+    hub_key: KeyMaterial,
+    certs: Path,
+) -> DeliveryReport:
+    """Build the night's outbox from the committed tables in `folder`, swap it in, and record
+    the delivered signals in the ledger."""
+    if not decision.outbox:
+        log.info("outbox %s: %s", run_date, decision.note)
+        return DeliveryReport(note=decision.note)
+    work = work_folder(data_dir, "outbox", run_date.isoformat())
+    write_partner_exports(folder, work, run_date)
+    delivered: list[str] = []
+    waiting: list[str] = []
+    reason = None
+    if decision.signals:
+        rows = signal_file_rows(folder, hub_key)
+        gemeenten = write_signal_files(rows, work, run_date, str(load_policy()["version"]))
+        delivered, waiting, reason = _encrypt(work, gemeenten, certs)
+    kill_point("outbox_built")
+    swap_in(work, Path(data_dir) / "outbox" / run_date.isoformat())
+    kill_point("after_outbox")
+    if decision.signals:
+        _record_in_ledger(data_dir, run_date, folder, delivered, waiting)
+        kill_point("after_ledger")
+    log.info(
+        "outbox %s: signals delivered to %s gemeenten, %s waiting for a certificate",
+        run_date,
+        len(delivered),
+        len(waiting),
+    )
+    return DeliveryReport(delivered, waiting, reason, decision.signals, decision.note)
+
+
+def _encrypt(
+    outbox: Path, gemeenten: list[str], certs: Path
+) -> tuple[list[str], list[str], str | None]:
+    """`signals.csv.p7m` for every gemeente with a certificate; the others wait."""
     if not gemeenten:
-        return DeliveryReport()
+        return [], [], None
     if not (certs / "hub.crt").is_file() or not (certs / "hub.key").is_file():
-        return DeliveryReport(
-            waiting=gemeenten, reason=f"no hub certificate in {certs} (hub.crt, hub.key)"
-        )
+        return [], gemeenten, f"no hub certificate in {certs} (hub.crt, hub.key)"
     hub_cert = load_certificate(certs / "hub.crt")
     hub_key = load_private_key(certs / "hub.key")
     delivered, waiting = [], []
     for code in gemeenten:
         recipient = certs / "gemeenten" / f"{code}.crt"
-        message = outbox / code / MESSAGE_NAME
         if not recipient.is_file():
-            message.unlink(missing_ok=True)
             waiting.append(code)
             continue
+        message = outbox / code / MESSAGE_NAME
         data = (outbox / code / "signals.csv").read_bytes()
         temporary = temporary_sibling(message)
         temporary.write_bytes(
@@ -65,12 +152,25 @@ def deliver_signals(data_dir: Path, run_date: dt.date, certs: Path) -> DeliveryR
         )
         replace_atomically(temporary, message)
         delivered.append(code)
-    log.info(
-        "signals %s: delivered to %s gemeenten, %s waiting for a certificate",
-        run_date,
-        len(delivered),
-        len(waiting),
+    return delivered, waiting, (f"no certificate in {certs / 'gemeenten'}" if waiting else None)
+
+
+def _record_in_ledger(
+    data_dir: Path, run_date: dt.date, folder: Path, delivered: list[str], waiting: list[str]
+) -> None:
+    """`ledger/<date>/`: the signals now in the outbox, and to whom they went. Entries of
+    earlier dates are never touched; a rerun of the last date writes the same signal ids."""
+    work = work_folder(data_dir, "ledger", run_date.isoformat())
+    for table in LEDGER_TABLES:
+        shutil.copyfile(folder / f"{table}.parquet", work / f"{table}.parquet")
+    write_json_atomically(
+        work / "delivery.json",
+        {
+            "run_date": run_date.isoformat(),
+            "delivered_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "encrypted_for": delivered,
+            "waiting_for_certificate": waiting,
+        },
     )
-    return DeliveryReport(
-        delivered, waiting, f"no certificate in {certs / 'gemeenten'}" if waiting else None
-    )
+    ledger_root(data_dir).mkdir(parents=True, exist_ok=True)
+    swap_in(work, ledger_root(data_dir) / run_date.isoformat())

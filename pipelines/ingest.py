@@ -1,17 +1,28 @@
 """Ingest: accept or reject each delivered dataset whole, and lose nothing.
 
 One dataset is a data file plus its manifest in `<landing>/<date>/<PARTNER>/`. Checks run in
-this order and the first failure decides: the partner folder, the manifest (present, readable,
-known contract and version, partner and date agreeing with the folders), the data file's sha256,
-replay protection, then a strict parse in the CSV dialect (or Parquet types), the manifest's
-row_count, and finally the contract rules plus the raw-BSN leak guard, run by Great Expectations
-inside DuckDB (`contract_runner`).
+this order and the first failure decides: the landing zone's shape (no symlinks, no stray
+files), the partner folder, the manifest (present, bounded, readable, known contract and version,
+partner and date agreeing with the folders, not dated after today), the data file's sha256, then
+a strict parse in the CSV dialect (or Parquet types), the manifest's row_count, and finally the
+contract rules plus the raw-BSN leak guard, run by Great Expectations inside DuckDB
+(`contract_runner`).
+
+Each delivery is judged on its own date (interfaces.md section 3, version 2): the same bytes as
+an earlier date's dataset are a partner's quiet day, accepted and noted `unchanged_since`; a late
+delivery for an older date is judged like any other.
 
 Accepted: typed Parquet in `staging/<date>/<PARTNER>/<dataset>.parquet` plus a receipt (sha256,
-rows, extract date) written last. Rejected: the original files are moved unchanged to
-`quarantine/<date>/<PARTNER>/<dataset>-<received>/` with `reason.json` (rule, row count, up to
-10 line numbers, never a value). Delivering the same bytes again for the same date changes
-nothing. Datasets are independent: one per call, so the DAG can map over them.
+rows, extract date). The receipt is the commit point: it is removed before the Parquet file is
+replaced and written after, so a receipt always describes the file beside it. Rejected: the
+original files are moved unchanged to `quarantine/<date>/<PARTNER>/<dataset>-<received>/` with
+`reason.json` (rule, row count, up to 10 line numbers, never a value); the reason is written
+before anything moves, so a killed run never loses it (`finish_quarantines`). Delivering the same
+bytes again for the same date changes nothing. Datasets are independent: one per call, so the
+DAG can map over them.
+
+A fault of the machine (out of memory, a full disk, a file vanishing) is never blamed on the
+data: it raises `IngestFault`, the run fails and the landing zone is left as it was.
 """
 
 from __future__ import annotations
@@ -21,8 +32,10 @@ import datetime as dt
 import io
 import json
 import logging
+import os
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +53,7 @@ from pipelines.contract_runner import (
 )
 from pipelines.contracts import PARTNER_DATASETS, Contract, available_versions, load_contract
 from pipelines.dialect import QUOTE, SEPARATOR
+from pipelines.faults import kill_point
 from pipelines.fileio import (
     replace_atomically,
     sha256_file,
@@ -51,6 +65,11 @@ from pipelines.settings import execute_sql_file, landing_dir
 
 log = logging.getLogger(__name__)
 
+# A manifest is a few hundred bytes; anything far larger is not one, and is not read whole.
+MANIFEST_MAX_BYTES = 64 * 1024
+MEMORY_LIMIT_ENV = "CRI_DUCKDB_MEMORY_LIMIT"
+QUARANTINE_PARTIAL = ".partial"
+DATE_FOLDER_LABEL = "_date_folder"  # quarantine folder for stray files found in a date folder
 DATA_SUFFIXES = (".csv", ".parquet")
 MANIFEST_SUFFIX = ".manifest.json"
 PARTNER_REJECTS_SUFFIX = ".rejects.csv"  # the partner tool's own BSN reject list: informational
@@ -65,6 +84,10 @@ MANIFEST_FIELDS: dict[str, type] = {
     "row_count": int,
 }
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+
+# DuckDB errors that say something about the file's content. Everything else DuckDB raises
+# (out of memory, I/O, a lock, an internal error) is a fault of the machine: see IngestFault.
+DATA_ERRORS = (duckdb.InvalidInputException, duckdb.ConversionException)
 
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
 
@@ -81,8 +104,10 @@ REMEDIES = {
     "partner_not_allowed": "only the partners the contract lists deliver this dataset",
     "date_mismatch": "put the delivery in the folder of its extract_date",
     "sha256_mismatch": "the file changed after the manifest was written; deliver both again",
-    "replay_same_bytes": "this exact file was loaded for an earlier date; send a fresh extract",
-    "replay_older_extract": "an extract with a later date was already loaded; send the newest",
+    "manifest_too_large": f"write a manifest of at most {MANIFEST_MAX_BYTES:,} bytes",
+    "extract_date_in_future": "set extract_date to the date the extract was taken (not later)",
+    "symlink_not_allowed": "deliver real files and folders; symbolic links are not followed",
+    "unexpected_file": "deliver only <dataset>.csv/.parquet with its manifest in a partner folder",
     "wrong_separator": "use ';' as the separator (the CSV dialect of the contract)",
     "missing_column": "deliver every column of the contract, named exactly as in the contract",
     "unexpected_column": "remove columns the contract does not list",
@@ -101,6 +126,9 @@ class Delivery:
     partner_folder: str
     dataset: str
     files: tuple[Path, ...]
+    # A finding about the landing zone itself (symlink_not_allowed, unexpected_file): the
+    # files are quarantined as they are, without reading them.
+    problem: tuple[str, str] | None = None
 
     @property
     def manifest_path(self) -> Path:
@@ -108,7 +136,18 @@ class Delivery:
 
     @property
     def label(self) -> str:
-        return f"{self.partner_folder}/{self.dataset}"
+        return f"{printable(self.partner_folder)}/{printable(self.dataset)}"
+
+
+def printable(name: str) -> str:
+    """A file or folder name safe to print: control characters shown as escapes, never raw
+    (a name is partner input, and a raw escape sequence would drive the operator's terminal)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+class IngestFault(Exception):
+    """The check itself could not run (memory, disk, a vanished file): not a fault of the data.
+    The run fails and the delivery stays in the landing zone."""
 
 
 @dataclass(frozen=True)
@@ -139,6 +178,7 @@ class IngestOutcome:
     staged_path: Path | None = None
     quarantine_path: Path | None = None
     extract_date: str | None = None
+    unchanged_since: str | None = None
 
     @property
     def rejected(self) -> bool:
@@ -156,7 +196,8 @@ class IngestOutcome:
                 "unchanged": "unchanged (already loaded)",
                 "ok": "passes all checks",
             }[self.status]
-            return f"{self.partner} {self.dataset}: {verb}, {self.rows:,} rows"
+            since = f" (same bytes as since {self.unchanged_since})" if self.unchanged_since else ""
+            return f"{self.partner} {self.dataset}: {verb}, {self.rows:,} rows{since}"
         first = self.violations[0]
         lines = (
             f" (lines {', '.join(map(str, first.example_lines))})" if first.example_lines else ""
@@ -166,8 +207,8 @@ class IngestOutcome:
         )
         remedy = REMEDIES.get(first.rule, REMEDIES["contract"])
         return (
-            f"{self.partner} {self.dataset}: REJECTED [{first.rule}] {first.message}"
-            f"{lines}{more}. Remedy: {remedy}."
+            f"{printable(self.partner)} {printable(self.dataset)}: REJECTED [{first.rule}] "
+            f"{first.message}{lines}{more}. Remedy: {remedy}."
         )
 
 
@@ -185,32 +226,89 @@ class _Rejected(Exception):  # control flow inside this module, never escapes
 
 
 def discover(date_dir: Path) -> list[Delivery]:
-    """Every dataset in `<landing>/<date>/`, grouped by partner folder and dataset name."""
+    """Every dataset in `<landing>/<date>/`, grouped by partner folder and dataset name.
+
+    Symbolic links are never followed (a link could point anywhere on the machine) and files
+    lying directly in the date folder belong to no partner: both become deliveries with a
+    `problem`, rejected under their own rule, so nothing is silently ignored. Hidden files
+    (a partner tool's temporary files while it writes) are left alone.
+    """
     date_dir = Path(date_dir)
-    if not date_dir.is_dir():
+    if not date_dir.is_dir() or date_dir.is_symlink():
         return []
-    return [
-        delivery
-        for folder in sorted(p for p in date_dir.iterdir() if p.is_dir())
-        for delivery in datasets_in(folder)
-    ]
+    found: list[Delivery] = []
+    for entry in sorted(date_dir.iterdir()):
+        if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            found.append(_problem(entry, date_dir, "symlink_not_allowed", "is a symbolic link"))
+        elif entry.is_dir():
+            found.extend(datasets_in(entry))
+        else:
+            found.append(
+                _problem(
+                    entry,
+                    date_dir,
+                    "unexpected_file",
+                    "lies in the date folder, not in a partner folder",
+                )
+            )
+    return found
+
+
+def _problem(path: Path, date_dir: Path, rule: str, what: str) -> Delivery:
+    """A finding about one entry of a date folder: a symlinked partner folder keeps the
+    partner's name; a stray file is filed under `_date_folder`."""
+    partner = path.name if path.is_symlink() else DATE_FOLDER_LABEL
+    return Delivery(
+        folder=date_dir,
+        partner_folder=partner,
+        dataset=path.name,
+        files=(path,),
+        problem=(rule, f"{printable(path.name)} {what}"),
+    )
 
 
 def datasets_in(folder: Path) -> list[Delivery]:
-    """The datasets in one partner folder: files grouped by name up to the first dot."""
+    """The datasets in one partner folder: files grouped by name up to the first dot.
+
+    A dataset with a symbolic link among its files, and any other entry (a subfolder, a file
+    that is neither data nor manifest), is a delivery with a `problem`.
+    """
+    folder = Path(folder)
     groups: dict[str, list[Path]] = {}
-    for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+    problems: list[Delivery] = []
+    for path in sorted(folder.iterdir()):
         name = path.name
         if name.startswith(".") or name.endswith(PARTNER_REJECTS_SUFFIX):
             continue
-        if name.endswith(MANIFEST_SUFFIX) or path.suffix in DATA_SUFFIXES:
+        named_like_data = name.endswith(MANIFEST_SUFFIX) or path.suffix in DATA_SUFFIXES
+        if named_like_data and (path.is_symlink() or path.is_file()):
             groups.setdefault(name.split(".", 1)[0], []).append(path)
-        else:
-            log.warning("%s: ignoring %s (not a data file or manifest)", folder, name)
-    return [
-        Delivery(Path(folder), Path(folder).name, stem, tuple(files))
-        for stem, files in sorted(groups.items())
-    ]
+            continue
+        problems.append(
+            Delivery(
+                folder,
+                folder.name,
+                name,
+                (path,),
+                problem=(
+                    ("symlink_not_allowed", f"{printable(name)} is a symbolic link")
+                    if path.is_symlink()
+                    else ("unexpected_file", f"{printable(name)} is not a data file or manifest")
+                ),
+            )
+        )
+    datasets = []
+    for stem, files in sorted(groups.items()):
+        links = [f.name for f in files if f.is_symlink()]
+        problem = (
+            ("symlink_not_allowed", f"{printable(', '.join(links))}: symbolic link(s)")
+            if links
+            else None
+        )
+        datasets.append(Delivery(folder, folder.name, stem, tuple(files), problem=problem))
+    return datasets + problems
 
 
 # ---------------------------------------------------------------- checks
@@ -221,9 +319,18 @@ def _read_manifest(delivery: Delivery) -> dict[str, Any]:
         raise _Rejected(
             Violation("manifest_missing", f"no {delivery.manifest_path.name} next to the data file")
         )
+    with delivery.manifest_path.open("rb") as handle:
+        raw = handle.read(MANIFEST_MAX_BYTES + 1)
+    if len(raw) > MANIFEST_MAX_BYTES:
+        raise _Rejected(
+            Violation(
+                "manifest_too_large",
+                f"{delivery.manifest_path.name} is larger than {MANIFEST_MAX_BYTES:,} bytes",
+            )
+        )
     try:
-        manifest = json.loads(delivery.manifest_path.read_text("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        manifest = json.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise _Rejected(
             Violation(
                 "manifest_unreadable", f"{delivery.manifest_path.name} is not valid UTF-8 JSON"
@@ -301,6 +408,14 @@ def _check_placement(
                 f"{partner} does not deliver {contract.name} (only {', '.join(allowed)})",
             )
         )
+    if manifest["extract_date"] > dt.date.today().isoformat():
+        raise _Rejected(
+            Violation(
+                "extract_date_in_future",
+                f"manifest extract_date {manifest['extract_date']} is after today "
+                f"({dt.date.today().isoformat()})",
+            )
+        )
     if run_date is not None and manifest["extract_date"] != run_date.isoformat():
         raise _Rejected(
             Violation(
@@ -328,46 +443,38 @@ def _check_placement(
     return data_path
 
 
-def _receipts(staging: Path, partner: str) -> list[tuple[str, dict[str, Any]]]:
-    """(date folder, receipt) for every dataset of `partner` loaded so far."""
-    found = []
-    for path in sorted(staging.glob(f"*/{partner}/*.receipt.json")):
-        try:
-            found.append((path.parent.parent.name, json.loads(path.read_text("utf-8"))))
-        except (OSError, json.JSONDecodeError):
-            log.warning("unreadable receipt %s ignored", path)
-    return found
+def read_receipt(path: Path) -> dict[str, Any] | None:
+    """A staged dataset's receipt, or None when there is none (or it is unreadable)."""
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError):
+        log.warning("unreadable receipt %s ignored", path)
+        return None
 
 
-def _check_replay(
-    manifest: dict[str, Any], dataset: str, digest: str, run_date: dt.date, staging: Path
-) -> dict[str, Any] | None:
-    """Refuse re-sent old extracts; return this date's existing receipt (for idempotence)."""
-    same_date = None
-    latest_other = None
-    for folder, receipt in _receipts(staging, manifest["partner"]):
-        if folder == run_date.isoformat():
-            if receipt.get("dataset") == dataset:
-                same_date = receipt
+def _unchanged_since(
+    staging: Path, partner: str, dataset: str, digest: str, run_date: dt.date
+) -> str | None:
+    """The first date of the run of earlier extracts with these same bytes (a quiet partner
+    delivers an unchanged extract), or None when the latest earlier extract differs.
+
+    Walks back one date at a time and stops at the first difference, so the cost is the length
+    of the quiet spell, not of the history."""
+    since = None
+    earlier = sorted(
+        (p.name for p in staging.glob("????-??-??") if p.name < run_date.isoformat()),
+        reverse=True,
+    )
+    for folder in earlier:
+        receipt = read_receipt(staging / folder / partner / f"{dataset}.receipt.json")
+        if receipt is None:
             continue
-        if receipt.get("dataset") == dataset and receipt.get("sha256") == digest:
-            raise _Rejected(
-                Violation(
-                    "replay_same_bytes",
-                    f"the same file was already loaded for extract date {receipt['extract_date']}",
-                )
-            )
-        if latest_other is None or receipt["extract_date"] > latest_other:
-            latest_other = receipt["extract_date"]
-    if latest_other is not None and latest_other > manifest["extract_date"]:
-        raise _Rejected(
-            Violation(
-                "replay_older_extract",
-                f"extract date {manifest['extract_date']} is older than {latest_other}, "
-                "already loaded for this partner",
-            )
-        )
-    return same_date
+        if receipt.get("sha256") != digest:
+            break
+        since = receipt.get("extract_date", folder)
+    return since
 
 
 # ---------------------------------------------------------------- parse
@@ -420,7 +527,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) ->
                  with ordinality""",
             {"path": str(path)},
         )
-    except duckdb.Error as exc:
+    except DATA_ERRORS as exc:
         # DuckDB's message can quote file content; report only its kind.
         raise _Rejected(
             Violation("unparseable", f"the file cannot be read as CSV ({type(exc).__name__})")
@@ -445,7 +552,7 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract
         described = con.execute(
             "describe select * from read_parquet($path)", {"path": str(path)}
         ).fetchall()
-    except duckdb.Error as exc:
+    except DATA_ERRORS as exc:
         raise _Rejected(
             Violation("unparseable", f"the file cannot be read as Parquet ({type(exc).__name__})")
         ) from None
@@ -480,9 +587,13 @@ def _typed_view(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
 
 
 def _connect(database: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection for batch work: no terminal progress bar (it would print from workers)."""
+    """A connection for batch work: no terminal progress bar (it would print from workers), and
+    the operator's memory limit (`CRI_DUCKDB_MEMORY_LIMIT`, e.g. `4GB`) when one is set."""
     con = duckdb.connect(str(database), read_only=read_only)
     con.execute("set enable_progress_bar = false")
+    limit = os.environ.get(MEMORY_LIMIT_ENV)
+    if limit:
+        con.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
     return con
 
 
@@ -526,7 +637,15 @@ def _stage(database: Path, contract: Contract, manifest: dict[str, Any], target:
                       from delivery order by line)
                 to '{str(temporary).replace("'", "''")}' (format parquet)"""
         )
+    # The receipt goes first and comes back last: a receipt always describes the Parquet
+    # file next to it, whenever a run is killed.
+    receipt_path(target).unlink(missing_ok=True)
     replace_atomically(temporary, target)
+
+
+def receipt_path(staged: Path) -> Path:
+    """`<dataset>.receipt.json` next to `<dataset>.parquet`."""
+    return staged.with_name(staged.name.replace(".parquet", ".receipt.json"))
 
 
 # ---------------------------------------------------------------- one dataset
@@ -549,17 +668,25 @@ def hub_paths(data_dir: Path, run_date: dt.date) -> _Paths:
 
 
 def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) -> IngestOutcome:
-    """Accept or reject one dataset of `run_date` whole (see the module docstring)."""
+    """Accept or reject one dataset of `run_date` whole (see the module docstring).
+
+    Raises `IngestFault` when the check itself cannot run: the delivery then stays where it is.
+    """
     paths = hub_paths(data_dir, run_date)
     partner = delivery.partner_folder
     manifest: dict[str, Any] | None = None
     try:
+        if delivery.problem is not None:
+            raise _Rejected(Violation(*delivery.problem))
         if partner not in partner_codes():
-            raise _Rejected(Violation("unknown_partner", f"unknown partner folder {partner!r}"))
+            raise _Rejected(
+                Violation("unknown_partner", f"unknown partner folder {printable(partner)!r}")
+            )
         manifest = _read_manifest(delivery)
         contract, data_path, digest = _check_files(manifest, delivery, run_date)
-        existing = _check_replay(manifest, delivery.dataset, digest, run_date, paths.staging)
         staged = paths.staging / run_date.isoformat() / partner / f"{delivery.dataset}.parquet"
+        existing = read_receipt(receipt_path(staged))
+        since = _unchanged_since(paths.staging, partner, delivery.dataset, digest, run_date)
         if existing and existing.get("sha256") == digest and staged.is_file():
             return IngestOutcome(
                 partner,
@@ -568,6 +695,7 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
                 rows=existing["rows"],
                 staged_path=staged,
                 extract_date=manifest["extract_date"],
+                unchanged_since=existing.get("unchanged_since"),
             )
         outcome_rows, report = _check_content(
             delivery,
@@ -581,7 +709,7 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
             paths.reports / f"{partner}-{delivery.dataset}.json", report.gx_result
         )
         write_json_atomically(
-            staged.with_name(f"{delivery.dataset}.receipt.json"),
+            receipt_path(staged),
             {
                 "partner": partner,
                 "dataset": delivery.dataset,
@@ -592,6 +720,7 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
                 "sha256": digest,
                 "rows": outcome_rows,
                 "file": data_path.name,
+                "unchanged_since": since,
                 "staged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             },
         )
@@ -603,11 +732,17 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
             rows=outcome_rows,
             staged_path=staged,
             extract_date=manifest["extract_date"],
+            unchanged_since=since,
         )
     except _Rejected as rejection:
         target = _quarantine(delivery, rejection, manifest, paths.quarantine / run_date.isoformat())
         log.info("%s rejected: %s", delivery.label, rejection.violations[0].rule)
         return _rejected_outcome(partner, delivery, rejection, manifest, target)
+    except FileNotFoundError as exc:
+        raise IngestFault(
+            f"{delivery.label}: {exc.filename or 'a file'} disappeared while it was checked "
+            "(is a partner still writing?); nothing was moved, run again"
+        ) from exc
 
 
 def _check_files(
@@ -651,9 +786,13 @@ def _check_content(
     work_dir: Path,
     stage_to: Path | None,
 ) -> tuple[int, ContractReport]:
-    """Parse, count and validate; stage the typed data when `stage_to` is given."""
+    """Parse, count and validate; stage the typed data when `stage_to` is given.
+
+    The work database lives in a folder of its own per call, so two processes never share
+    one; any DuckDB error that is not about the file's content is an `IngestFault`."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    database = work_dir / f"{delivery.partner_folder}-{delivery.dataset}.duckdb"
+    own = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=work_dir))
+    database = own / f"{delivery.partner_folder}-{delivery.dataset}.duckdb"
     try:
         rows = _prepare(database, data_path, contract)
         if rows != manifest["row_count"]:
@@ -678,30 +817,42 @@ def _check_content(
         if stage_to is not None:
             _stage(database, contract, manifest, stage_to)
         return rows, report
+    except duckdb.Error as exc:
+        remedy = "fix the cause and run again"
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            limit = os.environ.get(MEMORY_LIMIT_ENV)
+            remedy = (
+                f"DuckDB ran out of memory: raise {MEMORY_LIMIT_ENV} (now {limit})"
+                if limit
+                else f"DuckDB ran out of memory: free memory or set {MEMORY_LIMIT_ENV}"
+            ) + " and run again"
+        raise IngestFault(
+            f"{delivery.label}: the check could not run ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:120]}); the delivery was left in the landing zone and "
+            f"nothing was loaded; {remedy}"
+        ) from exc
     finally:
-        database.unlink(missing_ok=True)
-        database.with_name(database.name + ".wal").unlink(missing_ok=True)
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def _quarantine(
     delivery: Delivery, rejection: _Rejected, manifest: dict[str, Any] | None, date_quarantine: Path
 ) -> Path:
-    """Move the delivery's files, unchanged, next to a machine-readable reason."""
+    """Move the delivery's files, unchanged, next to a machine-readable reason.
+
+    Atomic as seen from outside: the reason is written into a hidden `.partial` folder first,
+    the files are renamed into it (a rename moves a symbolic link itself, never its target),
+    and the folder is renamed to its final name last. `finish_quarantines` completes a folder
+    left half-way by a killed run, so the rejection is never lost and nothing is lost."""
     received = dt.datetime.now(dt.UTC)
-    target = (
-        date_quarantine
-        / delivery.partner_folder
-        / f"{delivery.dataset}-{received:%Y%m%dT%H%M%S%fZ}"
-    )
-    target.mkdir(parents=True, exist_ok=False)
-    moved = []
-    for path in delivery.files:
-        if path.exists():
-            shutil.move(str(path), target / path.name)
-            moved.append(path.name)
+    name = f"{delivery.dataset}-{received:%Y%m%dT%H%M%S%fZ}"
+    parent = date_quarantine / delivery.partner_folder
+    partial = parent / f".{name}{QUARANTINE_PARTIAL}"
+    partial.mkdir(parents=True, exist_ok=False)
     first = rejection.violations[0]
+    present = [p for p in delivery.files if os.path.lexists(p)]
     write_json_atomically(
-        target / "reason.json",
+        partial / "reason.json",
         {
             "partner": delivery.partner_folder,
             "dataset": delivery.dataset,
@@ -713,15 +864,58 @@ def _quarantine(
             "example_lines": first.example_lines,
             "remedy": REMEDIES.get(first.rule, REMEDIES["contract"]),
             "violations": [v.as_dict() for v in rejection.violations],
-            "files": moved,
+            "files": [p.name for p in present],
+            "landing_folder": str(delivery.folder),
         },
     )
     if rejection.report is not None:
-        write_json_atomically(target / "validation.json", rejection.report.gx_result)
+        write_json_atomically(partial / "validation.json", rejection.report.gx_result)
+    kill_point("quarantine_reason_written")
+    for path in present:
+        os.rename(path, partial / path.name)
+        kill_point("quarantine_file_moved")
+    target = parent / name
+    os.rename(partial, target)
     return target
 
 
+def finish_quarantines(quarantine: Path) -> list[Path]:
+    """Complete the quarantine folders a killed run left half-way (see `_quarantine`): move the
+    files its reason names that are still in the landing folder, then give it its final name.
+    A folder without a reason never had a file moved into it and is removed."""
+    finished = []
+    for partial in sorted(Path(quarantine).glob(f"*/*/.*{QUARANTINE_PARTIAL}")):
+        reason = partial / "reason.json"
+        if not reason.is_file():
+            shutil.rmtree(partial, ignore_errors=True)
+            continue
+        record = json.loads(reason.read_text("utf-8"))
+        landing_folder = Path(record.get("landing_folder", ""))
+        for name in record.get("files", []):
+            source = landing_folder / name
+            if os.path.lexists(source) and not os.path.lexists(partial / name):
+                os.rename(source, partial / name)
+        target = partial.with_name(partial.name[1 : -len(QUARANTINE_PARTIAL)])
+        os.rename(partial, target)
+        finished.append(target)
+    return finished
+
+
 # ---------------------------------------------------------------- a whole date
+
+
+def _die_with_parent() -> None:
+    """Worker initializer: the kernel kills this worker when the run that started it dies
+    (even by SIGKILL), so no orphaned worker holds memory or files after a killed run."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
 
 
 def ingest_date(
@@ -737,7 +931,8 @@ def ingest_date(
     Datasets are independent (own work file, own outputs), so `workers > 1` checks them in
     parallel processes, as the DAG's mapped tasks do: GX spends much of its time in
     single-threaded Python, which then overlaps with DuckDB's work. Outcomes come back in
-    discovery order; `on_dataset` is called as each finishes.
+    discovery order; `on_dataset` is called as each finishes. An `IngestFault` of any dataset
+    stops the run (after the other workers are stopped).
     """
     landing = landing_dir(landing, data_dir)
     deliveries = discover(landing / run_date.isoformat())
@@ -753,16 +948,25 @@ def ingest_date(
 
     # spawn: a forked child would share DuckDB's and GX's in-process state with the parent.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(deliveries)), mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(deliveries)),
+        mp_context=context,
+        initializer=_die_with_parent,
+    ) as pool:
         futures = {
             pool.submit(ingest_delivery, delivery, run_date=run_date, data_dir=data_dir): index
             for index, delivery in enumerate(deliveries)
         }
         results: dict[int, IngestOutcome] = {}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            if on_dataset:
-                on_dataset(results[futures[future]])
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                if on_dataset:
+                    on_dataset(results[futures[future]])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return [results[index] for index in range(len(deliveries))]
 
 
@@ -770,21 +974,17 @@ def check_delivery(folder: Path) -> list[IngestOutcome]:
     """Partner side: run every check the hub runs on the datasets in `folder`, loading nothing.
 
     `folder` is a partner folder (with manifests) or a date folder (with partner folders).
-    Folder-name checks apply only when the path looks like `<YYYY-MM-DD>/<PARTNER>`; replay
-    checks need the hub's history and are skipped.
+    Folder-name checks apply only when the path looks like `<YYYY-MM-DD>/<PARTNER>`.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such delivery folder")
-    partner_folders = (
-        [folder] if datasets_in(folder) else sorted(p for p in folder.iterdir() if p.is_dir())
+    is_partner_folder = any(
+        p.name.endswith(MANIFEST_SUFFIX) or p.suffix in DATA_SUFFIXES for p in folder.iterdir()
     )
+    deliveries = datasets_in(folder) if is_partner_folder else discover(folder)
     with tempfile.TemporaryDirectory(prefix="cri-check-") as work:
-        return [
-            _check_only(delivery, Path(work))
-            for partner_folder in partner_folders
-            for delivery in datasets_in(partner_folder)
-        ]
+        return [_check_only(delivery, Path(work)) for delivery in deliveries]
 
 
 def _date_or_none(text: str) -> dt.date | None:
@@ -802,6 +1002,8 @@ def _check_only(delivery: Delivery, work: Path) -> IngestOutcome:
     partner = delivery.partner_folder
     manifest: dict[str, Any] | None = None
     try:
+        if delivery.problem is not None:
+            raise _Rejected(Violation(*delivery.problem))
         manifest = _read_manifest(delivery)
         partner = manifest["partner"]
         contract, data_path, _ = _check_files(manifest, delivery, run_date)

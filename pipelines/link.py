@@ -2,35 +2,38 @@
 
 The linkage pseudonym is replaced by the hub person id (a keyed hash under the hub's own secret,
 `privacy.hashing.create_person_ids`) in the first step, so nothing this stage writes carries a
-partner pseudonym. Outputs are Parquet files in `linked/<date>/`, checked against the
-`analytics` contract before they are written, and swapped in as a whole folder so a rerun of a
-date replaces that date and a crash leaves the previous result.
+partner pseudonym. Which staged datasets go in is the run's `carry_forward.Selection`
+(tonight's, or a partner's latest within the staleness limit). Outputs are Parquet files in the
+run's work folder, checked against the `analytics` contract before they are written; the run
+swaps the whole folder in as `linked/<date>/` once every stage is done (`pipelines.run`), so a
+rerun of a date replaces that date and a crash leaves the previous result.
 
 Persistence (rules.md section 2) needs the previous run: the latest earlier date in `linked/`.
+A run of an older date refreshes the persistence of the dates after it (`refresh_persistence`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from pipelines.carry_forward import Selection
 from pipelines.contracts import load_contract
+from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.reference import reference_csv
-from pipelines.settings import create_stage_tables
+from pipelines.settings import create_stage_tables, execute_sql_file
 from pipelines.stage_contracts import check_tables, write_tables
 from privacy.hashing import create_person_ids
 from privacy.keys import KeyMaterial
 
 log = logging.getLogger(__name__)
 
-ANALYTICS_CONTRACT = ("analytics", "1.2.0")
+ANALYTICS_CONTRACT = ("analytics", "1.3.0")
 # Tables in build order; each is sql/link/<name>.sql over the ones before it.
 LINKED_TABLES = ("claims", "income", "persons", "overlap_counts", "overlap_pairs")
 CHECKED_TABLES = ("claims", "persons", "overlap_counts", "overlap_pairs")
@@ -66,7 +69,7 @@ def linked_dates(data_dir: Path) -> list[dt.date]:
     """Run dates with a complete linked folder, oldest first."""
     dates = []
     for folder in linked_root(data_dir).glob("????-??-??"):
-        if (folder / "persons.parquet").is_file():
+        if (folder / "run.json").is_file():
             try:
                 dates.append(dt.date.fromisoformat(folder.name))
             except ValueError:
@@ -78,15 +81,24 @@ def _sql_list(paths: list[Path]) -> str:
     return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
 
 
-def link_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> LinkResult:
-    """Link the staged datasets of `run_date` into `linked/<date>/`."""
+def link_run(
+    run_date: dt.date,
+    *,
+    data_dir: Path,
+    hub_key: KeyMaterial,
+    selection: Selection,
+    folder: Path,
+) -> LinkResult:
+    """Link the selected staged datasets of `run_date` into the work `folder`."""
     if hub_key.purpose != "hub":
         raise LinkError("link needs the hub key (purpose 'hub'), not a linkage key")
-    staging = Path(data_dir) / "staging" / run_date.isoformat()
-    claim_files = sorted(staging.glob("*/claims.parquet"))
+    claim_files = selection.files("claims")
     if not claim_files:
-        raise LinkError(f"{staging}: no accepted claims for {run_date}; nothing to link")
-    income_files = sorted(staging.glob("*/income.parquet"))
+        raise LinkError(
+            f"no accepted claims for {run_date} or the {selection.max_staleness_days} days "
+            "before it; nothing to link"
+        )
+    income_files = selection.files("income")
     previous = [d for d in linked_dates(data_dir) if d < run_date]
 
     with duckdb.connect() as con:
@@ -133,7 +145,7 @@ def link_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Link
         # From here on no relation may hold a linkage pseudonym.
         con.execute("drop table person_ids")
         check_tables(con, load_contract(*ANALYTICS_CONTRACT), list(CHECKED_TABLES))
-        folder = _write(con, data_dir, run_date)
+        _write(con, folder)
         claims, persons, multi = con.execute(
             "select (select count(*) from claims), (select count(*) from persons), "
             "(select count(*) from persons where n_partners >= 2)"
@@ -148,22 +160,53 @@ def link_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Link
     return LinkResult(run_date, folder, claims, persons, multi, partners)
 
 
-def _write(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date) -> Path:
-    """Write every table to a temporary folder, then swap it in for the date's folder."""
-    root = linked_root(data_dir)
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / run_date.isoformat()
-    temporary = root / f".{run_date.isoformat()}.{os.getpid()}.tmp"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    write_tables(con, load_contract(*ANALYTICS_CONTRACT), list(CHECKED_TABLES), temporary)
+def _write(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    """Write every table into the run's work folder (swapped in whole by the run)."""
+    write_tables(con, load_contract(*ANALYTICS_CONTRACT), list(CHECKED_TABLES), folder)
     # income is an internal input of the plans stage, not a published table: no contract
     income = ", ".join(f'"{c}"' for c in INCOME_COLUMNS)
-    target = str(temporary / "income.parquet").replace("'", "''")
+    target = str(Path(folder) / "income.parquet").replace("'", "''")
     con.execute(f"copy (select {income} from income) to '{target}' (format parquet)")
-    retired = root / f".{run_date.isoformat()}.{os.getpid()}.old"
-    if final.exists():
-        final.rename(retired)
-    temporary.rename(final)
-    shutil.rmtree(retired, ignore_errors=True)
-    return final
+
+
+def refresh_persistence(data_dir: Path, run_date: dt.date) -> bool:
+    """Recompute `persistence_runs` of a committed date from the run before it (after an
+    older date was run or rerun); rewrite `persons.parquet` only when a value changed.
+    Returns whether anything changed, so the caller can stop walking forward."""
+    root = linked_root(data_dir)
+    persons_path = root / run_date.isoformat() / "persons.parquet"
+    previous = [d for d in linked_dates(data_dir) if d < run_date]
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")
+        con.execute(
+            "create table persons as select * from read_parquet($p)", {"p": str(persons_path)}
+        )
+        if previous:
+            prior = root / previous[-1].isoformat() / "persons.parquet"
+            con.execute(
+                "create table previous_persons as select person_id, persistence_runs "
+                "from read_parquet($p)",
+                {"p": str(prior)},
+            )
+        else:
+            con.execute("create table previous_persons (person_id varchar, persistence_runs int)")
+        execute_sql_file(con, "link/persistence_refreshed.sql")
+        changed = con.execute(
+            "select count(*) from persons as p join persistence_refreshed as r using (person_id) "
+            "where p.persistence_runs <> r.persistence_runs"
+        ).fetchone()[0]
+        if not changed:
+            return False
+        columns = ", ".join(
+            "r.persistence_runs" if name == "persistence_runs" else f'p."{name}"'
+            for (name,) in con.execute("select column_name from (describe persons)").fetchall()
+        )
+        temporary = temporary_sibling(persons_path)
+        con.execute(
+            f"copy (select {columns} from persons as p join persistence_refreshed as r "
+            f"using (person_id)) to '{str(temporary).replace(chr(39), chr(39) * 2)}' "
+            "(format parquet)"
+        )
+    replace_atomically(temporary, persons_path)
+    log.info("persistence of %s refreshed: %s persons changed", run_date, changed)
+    return True

@@ -6,9 +6,9 @@ the outcome (standard, personal, refer, excluded), the pro-rata split over the c
 largest-remainder rule, and the month-by-month schedule. The term table and percentages come
 from the versioned policy file, and every proposal records that version.
 
-Outputs go next to the link outputs in `linked/<date>/` (plan_proposals, plan_lines,
+Outputs go next to the link outputs in the run's work folder (plan_proposals, plan_lines,
 plan_schedule), checked by the `analytics` contract first; the partner-facing export per partner
-is written by `write_partner_exports` at publish time.
+is written by `write_partner_exports` when the night's outbox is delivered.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pipelines.fileio import (
     temporary_sibling,
     write_json_atomically,
 )
-from pipelines.link import ANALYTICS_CONTRACT, linked_root, load_linked_tables
+from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
 from pipelines.reference import reference_csv
 from pipelines.settings import create_stage_tables
@@ -101,9 +101,8 @@ def build_plan_tables(con: duckdb.DuckDBPyConnection, run_date: dt.date, policy:
     create_stage_tables(con, "plans", PLAN_TABLES, parameters)
 
 
-def plan_run(run_date: dt.date, *, data_dir: Path) -> PlanSummary:
-    """Build and check the plan tables of `run_date` from `linked/<date>/`."""
-    folder = linked_root(data_dir) / run_date.isoformat()
+def plan_run(run_date: dt.date, *, folder: Path) -> PlanSummary:
+    """Build and check the plan tables of `run_date` from the link outputs in `folder`."""
     if not (folder / "persons.parquet").is_file():
         raise PlanError(f"{folder}: no linked run for {run_date}; run link first")
     policy = load_policy()
@@ -130,15 +129,15 @@ def plan_run(run_date: dt.date, *, data_dir: Path) -> PlanSummary:
     return summary
 
 
-def write_partner_exports(data_dir: Path, run_date: dt.date) -> list[Path]:
+def write_partner_exports(folder: Path, outbox: Path, run_date: dt.date) -> list[Path]:
     """Per partner, the plan lines of its own claims, so each agency can book its part:
-    `outbox/<date>/partners/<PARTNER>/plan_lines.csv` + manifest. Only the partner's own
-    claim_ref and amounts: no person id, nothing about other partners' claims."""
-    folder = linked_root(data_dir) / run_date.isoformat()
+    `<outbox>/partners/<PARTNER>/plan_lines.csv` + manifest (`outbox` is the night's outbox
+    folder being built). Only the partner's own claim_ref and amounts: no person id, nothing
+    about other partners' claims."""
     lines_path = folder / "plan_lines.parquet"
     if not lines_path.is_file():
         return []
-    root = Path(data_dir) / "outbox" / run_date.isoformat() / "partners"
+    root = Path(outbox) / "partners"
     written = []
     with duckdb.connect() as con:
         con.execute("set enable_progress_bar = false")

@@ -1,8 +1,9 @@
 """Publish: the analysts' snapshot `warehouse/analytics.duckdb`, rebuilt and swapped atomically.
 
 Every run date in `linked/` goes in (history is kept; a rerun of a date replaced that date's
-folder, so nothing doubles), plus `runs` (from `linked/<date>/run.json`), `rejections` (from the
-quarantine's reason.json files) and the aggregates for wide sharing with small cells suppressed
+folder, so nothing doubles), the delivered signals from the ledger (`ledger/<date>/`), plus
+`runs` (from `linked/<date>/run.json`), `rejections` (from the quarantine's reason.json files)
+and the aggregates for wide sharing with small cells suppressed
 (`privacy.suppression`). The snapshot is written to a temporary file next to the old one,
 checked against the `analytics` contract, commented from it, and then renamed over the old one:
 a reader that opened the old file keeps reading it, a new reader gets the new one, and a failed
@@ -20,8 +21,10 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.contracts import Contract, load_contract
+from pipelines.faults import kill_point
 from pipelines.fileio import replace_atomically
 from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
+from pipelines.signals import ledger_dates, ledger_root
 from pipelines.stage_contracts import check_tables, comment_statements, table_schema
 from privacy.suppression import suppress, suppress_grid
 
@@ -36,9 +39,8 @@ FROM_LINKED = (
     "plan_proposals",
     "plan_lines",
     "plan_schedule",
-    "signals",
-    "signal_monitoring",
 )
+FROM_LEDGER = ("signals", "signal_monitoring")
 BUILT_HERE = (
     "runs",
     "rejections",
@@ -48,6 +50,7 @@ BUILT_HERE = (
 )
 PUBLISHED = (
     *FROM_LINKED,
+    *FROM_LEDGER,
     "runs",
     "rejections",
     "agg_gemeente_partners",
@@ -79,8 +82,14 @@ def publish(data_dir: Path) -> Path:
     try:
         with duckdb.connect(str(temporary)) as con:
             con.execute("set enable_progress_bar = false")
-            for table in FROM_LINKED:
-                files = [linked_root(data_dir) / d.isoformat() / f"{table}.parquet" for d in dates]
+            delivered = ledger_dates(data_dir)
+            for table in (*FROM_LINKED, *FROM_LEDGER):
+                root, days = (
+                    (ledger_root(data_dir), delivered)
+                    if table in FROM_LEDGER
+                    else (linked_root(data_dir), dates)
+                )
+                files = [root / d.isoformat() / f"{table}.parquet" for d in days]
                 files = [f for f in files if f.is_file()]
                 if not files:
                     _create_empty(con, contract, table)
@@ -102,6 +111,7 @@ def publish(data_dir: Path) -> Path:
                 for statement in comment_statements(contract, table):
                     con.execute(statement)
             con.execute("checkpoint")
+        kill_point("snapshot_built")
         replace_atomically(temporary, final)
     finally:
         temporary.unlink(missing_ok=True)
@@ -126,8 +136,14 @@ def _runs(con: duckdb.DuckDBPyConnection, data_dir: Path, dates: list, contract:
         record = json.loads(record_path.read_text("utf-8"))
         con.execute(
             "insert into runs values ($run_date, $started_at, $finished_at, $accepted, "
-            "$rejected, $claims, $persons, $partners)",
+            "$rejected, $claims, $persons, $partners, $unchanged, $stale, $left_out, "
+            "$signals_delivered, $delivery_note)",
             {
+                "unchanged": record.get("datasets_unchanged", []),
+                "stale": record.get("datasets_stale", []),
+                "left_out": record.get("partners_left_out", []),
+                "signals_delivered": bool(record.get("signals_delivered", False)),
+                "delivery_note": record.get("delivery_note"),
                 "run_date": record["run_date"],
                 "started_at": record["started_at"],
                 "finished_at": record["finished_at"],
@@ -144,6 +160,8 @@ def _rejections(con: duckdb.DuckDBPyConnection, data_dir: Path, contract: Contra
     _create_empty(con, contract, "rejections")
     quarantine = data_dir / "quarantine"
     for reason_path in sorted(quarantine.glob("*/*/*/reason.json")):
+        if reason_path.parent.name.startswith("."):
+            continue  # a quarantine left half-way by a killed run; finished at the next start
         reason = json.loads(reason_path.read_text("utf-8"))
         con.execute(
             "insert into rejections values ($run_date, $partner, $dataset, $received, $rule, "

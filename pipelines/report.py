@@ -118,6 +118,7 @@ def _deliveries(data_dir: Path, run_date: dt.date) -> tuple[str, int, int]:
     reasons = [
         json.loads(p.read_text("utf-8"))
         for p in sorted((data_dir / "quarantine" / run_date.isoformat()).glob("*/*/reason.json"))
+        if not p.parent.name.startswith(".")  # half-way after a kill: finished next run
     ]
     rows = [
         [r["partner"], r["dataset"], "accepted", f"{r['rows']:,} rows", "", ""] for r in accepted
@@ -166,6 +167,22 @@ def _contract_results(data_dir: Path, run_date: dt.date) -> str:
     return _table(["dataset", "rules", "passed", "failed", "failed rules"], rows, css="contracts")
 
 
+def _night_status(night: tuple | None) -> str:
+    """Carried-forward, left-out and unchanged datasets, and whether signals went out."""
+    if night is None:
+        return ""
+    unchanged, stale, left_out, delivered, note = night
+    rows = [["stale (carried forward)", item] for item in stale]
+    rows += [["left out (beyond max_staleness_days)", item] for item in left_out]
+    rows += [["unchanged (same bytes as before)", item] for item in unchanged]
+    status = (
+        "<p>Signal files delivered.</p>"
+        if delivered
+        else f'<p class="bad">Signal files not delivered: {_esc(note or "")}</p>'
+    )
+    return status + (_table(["status", "dataset"], rows, css="night") if rows else "")
+
+
 def write_report(
     data_dir: Path, run_date: dt.date, *, stage_seconds: dict[str, float] | None = None
 ) -> Path:
@@ -199,6 +216,10 @@ def write_report(
             "and n_partners >= 2 group by all order by 1"
         )
         run = rows("select claims, persons from runs where run_date = $d")
+        night = rows(
+            "select datasets_unchanged, datasets_stale, partners_left_out, signals_delivered, "
+            "delivery_note from runs where run_date = $d"
+        )
         partners = [
             p for (p,) in rows("select distinct partner from claims where run_date = $d order by 1")
         ]
@@ -214,6 +235,7 @@ def write_report(
         "counts only.</p>",
         "<h2>Deliveries</h2>",
         deliveries,
+        _night_status(night[0] if night else None),
         "<h2>Overlap</h2>",
         heatmap(
             partners, {(a, b): n for a, b, n in pairs}, title="Persons in arrears at both partners"

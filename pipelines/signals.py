@@ -2,18 +2,22 @@
 
 Per-partner qualification with the thresholds of the policy file, the reasons MULTI_ARREARS,
 NO_CAPACITY and ESCALATION, exclusion of persons in debt assistance, and the cool-down against the
-signal history of earlier run dates (`linked/<date>/signals.parquet`; a rerun of a date replaces
-that date, so it never double-signals). Checked against the `analytics` contract before any file
-is written. Then one file per gemeente, `outbox/<date>/<GMxxxx>/signals.csv` (UTF-8 with BOM for
-Excel, the CSV dialect of interfaces.md) with `signals.manifest.json`; each person appears under
-a `person_ref` that only that gemeente gets (`privacy.recipients`).
+ledger of signals actually delivered on earlier dates (`ledger/<date>/signals.parquet`, written
+only once a night's files are in the outbox, so a killed run never counts as sent; only the
+ledger dates inside the cool-down window are read, so the cost does not grow with the history).
+Checked against the `analytics` contract into the run's work folder.
+
+Whether the signals are delivered is decided later, when the night is delivered
+(`pipelines.delivery`): `write_signal_files` then writes one file per gemeente,
+`<outbox>/<GMxxxx>/signals.csv` (UTF-8 with BOM for Excel, the CSV dialect of interfaces.md) with
+`signals.manifest.json`; each person appears under a `person_ref` that only that gemeente gets
+(`privacy.recipients`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +33,7 @@ from pipelines.fileio import (
     temporary_sibling,
     write_json_atomically,
 )
-from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root, load_linked_tables
+from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
 from pipelines.settings import create_stage_tables
 from pipelines.stage_contracts import check_tables, write_tables
@@ -82,13 +86,33 @@ class SignalSummary:
     outbox: Path
 
 
-def _history(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date) -> None:
+def ledger_root(data_dir: Path) -> Path:
+    """`<data-dir>/ledger/`: one folder per date whose signals were delivered."""
+    return Path(data_dir) / "ledger"
+
+
+def ledger_dates(data_dir: Path) -> list[dt.date]:
+    """Dates whose signals were delivered, oldest first."""
+    dates = []
+    for folder in ledger_root(data_dir).glob("????-??-??"):
+        if (folder / "signals.parquet").is_file():
+            try:
+                dates.append(dt.date.fromisoformat(folder.name))
+            except ValueError:
+                continue
+    return sorted(dates)
+
+
+def _history(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date, window_days: int
+) -> None:
+    """`signal_history`: delivered signals of the dates before `run_date` inside the window."""
+    earliest = run_date - dt.timedelta(days=window_days)
     earlier = [
-        linked_root(data_dir) / d.isoformat() / "signals.parquet"
-        for d in linked_dates(data_dir)
-        if d < run_date
+        ledger_root(data_dir) / d.isoformat() / "signals.parquet"
+        for d in ledger_dates(data_dir)
+        if earliest <= d < run_date
     ]
-    earlier = [p for p in earlier if p.is_file()]
     if earlier:
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in earlier)
         con.execute(
@@ -101,9 +125,11 @@ def _history(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date) 
         )
 
 
-def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> SignalSummary:
-    """Decide the signals of `run_date`, check them, and write the gemeente files."""
-    folder = linked_root(data_dir) / run_date.isoformat()
+def signal_run(
+    run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial, folder: Path
+) -> SignalSummary:
+    """Decide the signals of `run_date` from the tables in the work `folder` and check them;
+    the files are written only when the night is delivered (`pipelines.delivery`)."""
     if not (folder / "plan_proposals.parquet").is_file():
         raise SignalError(f"{folder}: no plans for {run_date}; run link and plans first")
     policy = load_policy()
@@ -132,7 +158,7 @@ def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Si
             ),
         )
         con.execute("create table signal_thresholds as select * from threshold_rows")
-        _history(con, data_dir, run_date)
+        _history(con, data_dir, run_date, parameters["cooldown_days"])
         create_stage_tables(con, "signals", ("signal_decisions", "signals"), parameters)
         add_signal_ids(con, "signals", hub_key.secret, run_date)
         con.execute(f"create table signal_monitoring as {MONITORING_SQL}", {"run_date": run_date})
@@ -143,23 +169,18 @@ def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Si
             {"cooldown_days": parameters["cooldown_days"]},
         )
         write_tables(con, contract, ["signals", "signal_monitoring"], folder)
-        create_person_refs(con, "select person_id, gemeente_code from signals", hub_key.secret)
-        rows = con.sql(
-            "select s.gemeente_code, s.signal_id, s.run_date as signal_date, r.person_ref, "
-            "s.reasons, array_to_string(s.partners, '|') as partners, s.arrears_cents, "
-            "s.outstanding_cents, s.arrears_since, s.plan_outcome, s.plan_monthly_cents, "
-            "s.crisis from signals as s inner join person_refs as r "
-            "on s.person_id = r.person_id and s.gemeente_code = r.gemeente_code "
-            "order by s.gemeente_code, s.signal_id"
-        ).pl()
         counts = con.execute(
             "select coalesce(sum(signals), 0), coalesce(sum(multi_arrears), 0), "
             "coalesce(sum(no_capacity), 0), coalesce(sum(escalations), 0), "
             "coalesce(sum(excluded_debt_assistance), 0), coalesce(sum(suppressed_repeats), 0) "
             "from signal_monitoring"
         ).fetchone()
-    outbox = Path(data_dir) / "outbox" / run_date.isoformat()
-    gemeenten = write_signal_files(rows, outbox, run_date, str(policy["version"]))
+        gemeenten = [
+            row[0]
+            for row in con.execute(
+                "select distinct gemeente_code from signals order by 1"
+            ).fetchall()
+        ]
     summary = SignalSummary(
         run_date,
         int(counts[0]),
@@ -171,22 +192,36 @@ def signal_run(run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial) -> Si
         int(counts[4]),
         int(counts[5]),
         gemeenten,
-        outbox,
+        Path(data_dir) / "outbox" / run_date.isoformat(),
     )
-    log.info("signals %s: %s to %s gemeenten", run_date, summary.signals, len(gemeenten))
+    log.info("signals %s: %s for %s gemeenten", run_date, summary.signals, len(gemeenten))
     return summary
+
+
+def signal_file_rows(folder: Path, hub_key: KeyMaterial) -> pl.DataFrame:
+    """The rows of every gemeente's signal file, from the signals in `folder`: each person
+    under the `person_ref` of the gemeente the signal goes to."""
+    with duckdb.connect() as con:
+        con.execute("set enable_progress_bar = false")
+        load_linked_tables(con, folder, ("signals",))
+        create_person_refs(con, "select person_id, gemeente_code from signals", hub_key.secret)
+        return con.sql(
+            "select s.gemeente_code, s.signal_id, s.run_date as signal_date, r.person_ref, "
+            "s.reasons, array_to_string(s.partners, '|') as partners, s.arrears_cents, "
+            "s.outstanding_cents, s.arrears_since, s.plan_outcome, s.plan_monthly_cents, "
+            "s.crisis from signals as s inner join person_refs as r "
+            "on s.person_id = r.person_id and s.gemeente_code = r.gemeente_code "
+            "order by s.gemeente_code, s.signal_id"
+        ).pl()
 
 
 def write_signal_files(
     rows: pl.DataFrame, outbox: Path, run_date: dt.date, rules_version: str
 ) -> list[str]:
-    """One signals.csv + manifest per gemeente with signals; gemeenten without signals get no
-    folder (a rerun removes folders of gemeenten that no longer have any)."""
+    """One signals.csv + manifest per gemeente with signals, into the night's outbox folder
+    being built; gemeenten without signals get no folder."""
     outbox.mkdir(parents=True, exist_ok=True)
     gemeenten = sorted(rows["gemeente_code"].unique().to_list()) if rows.height else []
-    for stale in outbox.glob("GM[0-9][0-9][0-9][0-9]"):
-        if stale.name not in gemeenten:
-            shutil.rmtree(stale)
     for gemeente, frame in rows.group_by("gemeente_code", maintain_order=True):
         code = gemeente[0]
         target = outbox / code / "signals.csv"

@@ -2,8 +2,9 @@
 
 A key file is JSON (`interfaces.md` section 2): key_id, purpose (`linkage` for partners, `hub` for
 the hub's own secret), created, and the secret as base64 of 32 random bytes. Files are created
-with mode 0600 and never overwritten. The loaded secret is kept out of `repr`, so it cannot end
-up in a log line or a traceback by accident.
+with mode 0600 and never overwritten; loading refuses a file that group or others may access, as
+ssh does for a private key. The loaded secret is kept out of `repr`, so it cannot end up in a log
+line or a traceback by accident.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import datetime as dt
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PURPOSES = ("linkage", "hub")
 SECRET_BYTES = 32
 _KEY_ID_PREFIX = {"linkage": "link", "hub": "hub"}
+# Any permission for group or others (ssh's test for private keys).
+_GROUP_OTHER_BITS = stat.S_IRWXG | stat.S_IRWXO
 
 
 class KeyFileError(Exception):
-    """A key file is missing, unreadable, malformed or meant for another purpose."""
+    """A key file is missing, unreadable, too open, malformed or meant for another purpose."""
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,51 @@ def write_key_file(key: KeyMaterial, path: Path) -> Path:
         raise KeyFileError(
             f"{path}: a key file already exists there; choose another --out or remove it on purpose"
         ) from None
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(document, handle, indent=2)
-        handle.write("\n")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # a disk-full error shows here, not after we said "wrote"
+    except BaseException as exc:
+        # We created it (O_EXCL): an empty or partial key file would block the next attempt.
+        path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            # A failed buffered write names no file; name it (same errno, same subclass).
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     return path
+
+
+def _read_private_file(path: Path) -> str:
+    """The text of `path`, refused (as ssh refuses a private key) if group or others may access it.
+
+    The mode is taken with fstat on the descriptor that is then read, so the file checked is the
+    file read. Symlinks are followed: only the mode of the file itself counts.
+    """
+    # O_NONBLOCK: a FIFO in place of the key file must not hang the open; reads are unaffected.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
+            raise KeyFileError(f"{path}: not a regular file; a key file must be a plain file")
+        mode = stat.S_IMODE(status.st_mode)
+        if os.name == "posix" and mode & _GROUP_OTHER_BITS:
+            raise KeyFileError(
+                f"{path}: key file mode is {mode:04o}, so group or others can access the secret; "
+                f"run `chmod 600 {path}`"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read().decode("utf-8")
+    finally:
+        os.close(fd)
 
 
 def load_key_file(path: Path | str, purpose: str) -> KeyMaterial:
     """Load and check a key file for `purpose`. Errors name the file and the remedy, never bytes."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = json.loads(_read_private_file(path))
     except FileNotFoundError:
         raise KeyFileError(
             f"{path}: key file not found; create one with "

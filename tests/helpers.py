@@ -138,3 +138,14 @@ def _deliver(folder: Path, dataset: str, partner: str, date: dt.date, lines: lis
     }
     (folder / f"{dataset}.manifest.json").write_text(json.dumps(manifest))
     return folder
+
+
+def deliver_empty_extracts(landing: Path, date: dt.date) -> None:
+    """Every partner that has no claims delivery for `date` delivers an empty one (no open
+    claims), and TSL an empty income file if it has none: a complete night, so that no partner
+    is "missing" (which would withhold the signal files, interfaces.md section 3)."""
+    for partner in FIRST_CLAIM_TYPE:
+        if not (Path(landing) / date.isoformat() / partner / "claims.manifest.json").exists():
+            write_claims_delivery(landing, date, partner, [])
+    if not (Path(landing) / date.isoformat() / "TSL" / "income.manifest.json").exists():
+        write_income_delivery(landing, date, [])

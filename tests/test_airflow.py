@@ -16,7 +16,12 @@ import pytest
 
 from pipelines.run import run_night
 from pipelines.settings import PROJECT_ROOT
-from tests.helpers import hub_key_file, write_claims_delivery, write_income_delivery
+from tests.helpers import (
+    deliver_empty_extracts,
+    hub_key_file,
+    write_claims_delivery,
+    write_income_delivery,
+)
 
 pytestmark = pytest.mark.slow
 AIRFLOW = str(Path(sys.executable).with_name("airflow"))
@@ -87,6 +92,7 @@ def deliveries(landing: Path, date: dt.date, *, grow: int = 0) -> None:
         [{"person": "C", "arrears_since": since}, {"person": "D", "arrears_since": since}],
     )
     write_income_delivery(landing, date, [{"person": "D", "net_income_cents": 90_000}])
+    deliver_empty_extracts(landing, date)  # the other partners: no open claims tonight
 
 
 def dags_test(env: dict, date: dt.date, data_dir: Path, key: Path) -> subprocess.CompletedProcess:

@@ -546,7 +546,8 @@ def test_the_corpus_covers_enough_distinct_rules():
     assert len({c[4] for c in CORPUS}) >= 30
 
 
-def test_replayed_bytes_for_a_later_date_are_rejected(night):
+def test_the_same_bytes_for_a_later_date_are_a_quiet_day_not_a_replay(night):
+    """interfaces.md section 3, version 2: an unchanged extract is accepted and noted."""
     ingest_date(EXTRACT_DATE, data_dir=night)
     later = EXTRACT_DATE + dt.timedelta(days=1)
     shutil.copytree(
@@ -554,18 +555,7 @@ def test_replayed_bytes_for_a_later_date_are_rejected(night):
     )
     rewrite_manifest(night / "landing" / later.isoformat() / "CJIB", extract_date=later.isoformat())
     [outcome] = ingest_date(later, data_dir=night)
-    assert outcome.rule == "replay_same_bytes"
-    assert (outcome.quarantine_path / "claims.csv").exists()
-
-
-def test_an_older_extract_after_a_newer_one_is_rejected(night):
-    earlier = EXTRACT_DATE - dt.timedelta(days=7)
-    shutil.copytree(
-        night / "landing" / DATE / "CJIB", night / "landing" / earlier.isoformat() / "CJIB"
-    )
-    old = night / "landing" / earlier.isoformat() / "CJIB"
-    edit_lines(old, lambda ls: ls[:-1])  # different bytes, older date
-    rewrite_manifest(old, extract_date=earlier.isoformat())
-    ingest_date(EXTRACT_DATE, data_dir=night)
-    [outcome] = ingest_date(earlier, data_dir=night)
-    assert outcome.rule == "replay_older_extract"
+    assert outcome.status == "accepted" and outcome.unchanged_since == DATE
+    assert f"same bytes as since {DATE}" in outcome.summary()
+    assert (night / "landing" / later.isoformat() / "CJIB" / "claims.csv").exists()
+    assert not (night / "quarantine").exists()

@@ -15,7 +15,7 @@ from pipelines.publish import PUBLISHED, publish
 from pipelines.run import run_night
 from privacy.hashing import hub_person_id
 from privacy.keys import load_key_file
-from tests.helpers import hub_key_file, pseudonym_of, write_claims_delivery
+from tests.helpers import deliver_empty_extracts, hub_key_file, pseudonym_of, write_claims_delivery
 
 D1, D2, D3 = dt.date(2026, 11, 20), dt.date(2026, 11, 21), dt.date(2026, 11, 22)
 NO_ARREARS = {"arrears_cents": 0, "arrears_since": "", "stage": "payment_plan"}
@@ -61,6 +61,7 @@ def snapshot(data_dir: Path) -> duckdb.DuckDBPyConnection:
 def test_counts_pairs_and_persons_are_exact(hub):
     data_dir, key = hub
     night_one(data_dir / "landing", D1)
+    deliver_empty_extracts(data_dir / "landing", D1)
     summary = run_night(D1, data_dir=data_dir, hub_key_path=key)
     assert summary.exit_code == 0
     with snapshot(data_dir) as con:
@@ -106,11 +107,13 @@ def test_persistence_over_three_dates_and_a_rerun(hub):
     data_dir, key = hub
     landing = data_dir / "landing"
     night_one(landing, D1)
+    deliver_empty_extracts(data_dir / "landing", D1)
     run_night(D1, data_dir=data_dir, hub_key_path=key)
     # D2: P2 only at BD now; P1 and P6 stay at 2+ partners.
     write_claims_delivery(landing, D2, "BD", [{"person": "P1"}, {"person": "P2"}])
     write_claims_delivery(landing, D2, "TSL", [{"person": "P1"}, {"person": "P6"}])
     write_claims_delivery(landing, D2, "CJIB", [{"person": "P6"}])
+    deliver_empty_extracts(data_dir / "landing", D2)
     run_night(D2, data_dir=data_dir, hub_key_path=key)
     # D3: P1, P2 and P6 all at 2+ partners.
     write_claims_delivery(landing, D3, "BD", [{"person": "P1"}, {"person": "P2"}])
@@ -118,6 +121,7 @@ def test_persistence_over_three_dates_and_a_rerun(hub):
         landing, D3, "TSL", [{"person": "P1"}, {"person": "P2"}, {"person": "P6"}]
     )
     write_claims_delivery(landing, D3, "CJIB", [{"person": "P6"}])
+    deliver_empty_extracts(data_dir / "landing", D3)
     run_night(D3, data_dir=data_dir, hub_key_path=key)
 
     secret = load_key_file(key, "hub").secret
@@ -135,6 +139,7 @@ def test_persistence_over_three_dates_and_a_rerun(hub):
     # P1 and P6 at 2+ partners on all three dates; P2 dropped to one partner on D2.
     assert persistence() == {"P1": 3, "P2": 1, "P6": 3}
     # Rerunning D3 replaces D3: nothing doubles, persistence is the same.
+    deliver_empty_extracts(data_dir / "landing", D3)
     run_night(D3, data_dir=data_dir, hub_key_path=key)
     assert persistence() == {"P1": 3, "P2": 1, "P6": 3}
     with snapshot(data_dir) as con:
@@ -152,6 +157,7 @@ def test_persistence_over_three_dates_and_a_rerun(hub):
 def test_every_table_and_column_has_a_comment(hub):
     data_dir, key = hub
     night_one(data_dir / "landing", D1)
+    deliver_empty_extracts(data_dir / "landing", D1)
     run_night(D1, data_dir=data_dir, hub_key_path=key)
     with snapshot(data_dir) as con:
         tables = con.execute("select table_name, comment from duckdb_tables()").fetchall()
@@ -181,6 +187,7 @@ def test_no_pseudonym_or_key_material_in_outputs_or_logs(hub, caplog):
     caplog.set_level(logging.DEBUG)
     data_dir, key = hub
     night_one(data_dir / "landing", D1)
+    deliver_empty_extracts(data_dir / "landing", D1)
     run_night(D1, data_dir=data_dir, hub_key_path=key)
     pseudonyms = {pseudonym_of(f"P{i}") for i in range(1, 7)}
     secret_b64 = json.loads(key.read_text())["secret"]
@@ -210,8 +217,10 @@ def test_no_pseudonym_or_key_material_in_outputs_or_logs(hub, caplog):
 def test_readers_always_see_a_complete_snapshot(hub):
     data_dir, key = hub
     night_one(data_dir / "landing", D1)
+    deliver_empty_extracts(data_dir / "landing", D1)
     run_night(D1, data_dir=data_dir, hub_key_path=key)
     write_claims_delivery(data_dir / "landing", D2, "BD", [{"person": "P1"}])
+    deliver_empty_extracts(data_dir / "landing", D2)
     run_night(D2, data_dir=data_dir, hub_key_path=key)
     writer = subprocess.Popen(
         [
@@ -242,6 +251,7 @@ def test_readers_always_see_a_complete_snapshot(hub):
 def test_a_failed_run_leaves_the_previous_snapshot(hub):
     data_dir, key = hub
     night_one(data_dir / "landing", D1)
+    deliver_empty_extracts(data_dir / "landing", D1)
     run_night(D1, data_dir=data_dir, hub_key_path=key)
     path = data_dir / "warehouse" / "analytics.duckdb"
     before = path.read_bytes()
@@ -252,7 +262,8 @@ def test_a_failed_run_leaves_the_previous_snapshot(hub):
             "pipelines.cli",
             "run",
             "--date",
-            D2.isoformat(),
+            # no deliveries that night nor within max_staleness_days before it
+            (D1 - dt.timedelta(days=30)).isoformat(),
             "--data-dir",
             str(data_dir),
             "--hub-key",
@@ -298,6 +309,7 @@ def test_cli_run_exit_codes(hub):
 def test_plans_in_the_run_and_the_partner_export(hub):
     data_dir, key = hub
     night_one(data_dir / "landing", D1)
+    deliver_empty_extracts(data_dir / "landing", D1)
     summary = run_night(D1, data_dir=data_dir, hub_key_path=key)
     # P1: 3 x 50,000 = 150,000 -> term 18 -> 8,334 a month, 18 months; lines 2,778 each.
     # P2 and P6: 2 x 50,000 = 100,000 -> term 12 -> 8,334 a month; lines 4,167 each.

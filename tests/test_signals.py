@@ -18,7 +18,13 @@ from privacy.cms import CmsError, create_demo_certificates
 from privacy.hashing import hub_person_id
 from privacy.keys import load_key_file
 from privacy.recipients import person_ref, signal_id
-from tests.helpers import hub_key_file, pseudonym_of, write_claims_delivery, write_income_delivery
+from tests.helpers import (
+    deliver_empty_extracts,
+    hub_key_file,
+    pseudonym_of,
+    write_claims_delivery,
+    write_income_delivery,
+)
 
 D = dt.date(2026, 11, 22)
 HEADER = (
@@ -93,6 +99,7 @@ def test_each_rule_at_its_bounds(hub):
         ],
     )
     write_income_delivery(landing, D, [{"person": "I", "net_income_cents": 100_000}])
+    deliver_empty_extracts(data_dir / "landing", D)
     summary = run_night(D, data_dir=data_dir, hub_key_path=key)
     assert signals_of(data_dir, D, key) == {
         "A": ("MULTI_ARREARS", "GM0363", False),  # DUO 270.00 exactly + CJIB 30 days exactly
@@ -115,6 +122,7 @@ def test_the_signal_file_and_its_manifest(hub):
     landing = data_dir / "landing"
     write_claims_delivery(landing, D, "BD", [claim("A", 60_000, 10)])
     write_claims_delivery(landing, D, "CJIB", [claim("A", 10_000, 40)])
+    deliver_empty_extracts(data_dir / "landing", D)
     run_night(D, data_dir=data_dir, hub_key_path=key)
     folder = data_dir / "outbox" / D.isoformat() / "GM0363"
     raw = (folder / "signals.csv").read_bytes()
@@ -143,7 +151,7 @@ def test_the_signal_file_and_its_manifest(hub):
 def test_cooldown_and_escalation_over_several_runs(hub):
     data_dir, key = hub
     landing = data_dir / "landing"
-    d1 = dt.date(2026, 6, 1)
+    d1 = dt.date(2025, 6, 1)
     dates = {
         "d1": d1,
         "d2": d1 + dt.timedelta(days=30),
@@ -163,6 +171,7 @@ def test_cooldown_and_escalation_over_several_runs(hub):
         write_claims_delivery(landing, date, "CJIB", [claim("X", 10_000, 40, date)])
         if name in ("d4", "d5", "d6"):
             write_claims_delivery(landing, date, "DUO", [claim("X", 27_000, 0, date)])
+        deliver_empty_extracts(data_dir / "landing", date)
         summary = run_night(date, data_dir=data_dir, hub_key_path=key)
         results[name] = (
             signals_of(data_dir, date, key).get("X", (None,))[0],
@@ -180,6 +189,7 @@ def test_cooldown_and_escalation_over_several_runs(hub):
     # A rerun of d3 neither doubles nor loses its signal; its id is stable.
     secret = load_key_file(key, "hub").secret
     expected_id = signal_id(secret, hub_person_id(secret, pseudonym_of("X")), dates["d3"])
+    deliver_empty_extracts(data_dir / "landing", dates["d3"])
     run_night(dates["d3"], data_dir=data_dir, hub_key_path=key)
     with duckdb.connect(str(data_dir / "warehouse" / "analytics.duckdb"), read_only=True) as con:
         ids = con.execute(
@@ -210,6 +220,7 @@ def delivered(hub, tmp_path):
     )
     certs, gemeente_keys = tmp_path / "certs", tmp_path / "gemeente"
     create_demo_certificates(certs, gemeente_keys, ["GM0363"])  # GM0599 has no certificate
+    deliver_empty_extracts(data_dir / "landing", D)
     summary = run_night(D, data_dir=data_dir, hub_key_path=key, certs=certs)
     return data_dir, summary, gemeente_keys
 

@@ -1,0 +1,122 @@
+"""Which staged dataset each partner contributes to a night: tonight's, or an earlier one
+carried forward (interfaces.md section 3, "Missing, rejected and stale data").
+
+Every night must show each partner's situation as of that night. A partner that misses a night,
+or whose delivery is rejected, would otherwise vanish from the picture and come back the next
+night as a "new" partner of thousands of people (escalating and re-signalling them). So for each
+expected dataset (`claims` of every partner, `income` of the partners its contract names) the
+run uses tonight's accepted dataset, or else the latest accepted one of the
+`max_staleness_days` (policy) before it; beyond that the partner is left out and no signals
+are delivered that night.
+
+The choice depends only on what is staged for this date and earlier dates, so it is the same
+whichever order dates are run in; looking back at most `max_staleness_days` dates keeps its cost
+independent of the length of the history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from pipelines.contracts import PARTNER_DATASETS, current_contract
+from pipelines.ingest import read_receipt, receipt_path
+from pipelines.policy import load_policy
+from pipelines.reference import partner_codes
+
+DEFAULT_MAX_STALENESS_DAYS = 7
+
+
+@cache
+def expected_datasets() -> tuple[tuple[str, str], ...]:
+    """(partner, dataset) expected every night: from the contracts' `partners` property."""
+    expected = []
+    for dataset in PARTNER_DATASETS:
+        partners = current_contract(dataset).custom_property("partners") or partner_codes()
+        expected += [(partner, dataset) for partner in partners]
+    return tuple(sorted(expected, key=lambda pd: (pd[1] != "claims", pd)))
+
+
+def max_staleness_days() -> int:
+    """How many days a dataset may be carried forward (policy `delivery.max_staleness_days`)."""
+    delivery = load_policy().get("delivery") or {}
+    return int(delivery.get("max_staleness_days", DEFAULT_MAX_STALENESS_DAYS))
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The dataset a partner contributes to one run date."""
+
+    partner: str
+    dataset: str
+    status: str  # "fresh" (delivered for this date), "stale" (carried forward), "left_out"
+    extract_date: dt.date | None = None
+    staged: Path | None = None
+    sha256: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.partner}/{self.dataset}"
+
+    def describe(self) -> str:
+        """e.g. `CJIB/claims 2026-11-20` (stale) or `CJIB/claims` (left out)."""
+        return f"{self.label} {self.extract_date}" if self.extract_date else self.label
+
+
+@dataclass(frozen=True)
+class Selection:
+    run_date: dt.date
+    max_staleness_days: int
+    chosen: tuple[Chosen, ...]
+
+    def files(self, dataset: str) -> list[Path]:
+        """The staged Parquet files of `dataset` to link, one per contributing partner."""
+        return [c.staged for c in self.chosen if c.dataset == dataset and c.staged is not None]
+
+    @property
+    def stale(self) -> list[Chosen]:
+        return [c for c in self.chosen if c.status == "stale"]
+
+    @property
+    def left_out(self) -> list[Chosen]:
+        return [c for c in self.chosen if c.status == "left_out"]
+
+    @property
+    def complete(self) -> bool:
+        """Every expected dataset is there (fresh or carried forward within the limit)."""
+        return not self.left_out
+
+    def fingerprint(self) -> list[list[str]]:
+        """What was chosen, as JSON-friendly rows: a later date whose recorded fingerprint
+        differs from a fresh selection must be derived again."""
+        return [
+            [c.partner, c.dataset, c.status, str(c.extract_date or ""), c.sha256 or ""]
+            for c in self.chosen
+        ]
+
+
+def select(data_dir: Path, run_date: dt.date) -> Selection:
+    """Choose, per expected dataset, tonight's staged data or the latest within the limit."""
+    staging = Path(data_dir) / "staging"
+    limit = max_staleness_days()
+    chosen = []
+    for partner, dataset in expected_datasets():
+        found = None
+        for age in range(limit + 1):
+            day = run_date - dt.timedelta(days=age)
+            staged = staging / day.isoformat() / partner / f"{dataset}.parquet"
+            receipt = read_receipt(receipt_path(staged))
+            if receipt is not None and staged.is_file():
+                found = Chosen(
+                    partner,
+                    dataset,
+                    "fresh" if age == 0 else "stale",
+                    day,
+                    staged,
+                    receipt.get("sha256"),
+                )
+                break
+        chosen.append(found or Chosen(partner, dataset, "left_out"))
+    return Selection(run_date, limit, tuple(chosen))

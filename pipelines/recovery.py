@@ -1,0 +1,87 @@
+"""Tidy up after a run that was killed, before the next one starts (under the data dir lock).
+
+Every writer in the pipeline works under a temporary name (`.<name>.<pid>.tmp`, a `.work/`
+folder, a `.partial` quarantine folder) and renames into place last, and a folder is swapped
+in as `final -> .final.old`, `work -> final`. A run killed at any moment therefore leaves only
+such leftovers beside complete files. This module finishes or removes them:
+
+- a quarantine folder left half-way is completed (its reason was written before anything
+  moved, so the rejection is never lost);
+- a folder swap interrupted between its two renames is rolled back to the old folder;
+- work folders and temporary files of dead runs are removed.
+
+The landing zone belongs to the partners (their tool writes temporary files there while it
+writes): nothing there is touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from pipelines.ingest import finish_quarantines
+
+log = logging.getLogger(__name__)
+
+SWAPPED_ROOTS = ("linked", "outbox", "ledger")
+WORK = ".work"
+OLD_SUFFIX = ".old"
+
+
+def swap_in(work: Path, final: Path) -> Path:
+    """Replace the folder `final` by `work` (two renames; see `recover` for a kill between)."""
+    old = final.with_name(f".{final.name}{OLD_SUFFIX}")
+    if old.exists():
+        shutil.rmtree(old)
+    if final.exists():
+        os.rename(final, old)
+    os.rename(work, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def work_folder(data_dir: Path, root: str, name: str) -> Path:
+    """A fresh, empty `<data-dir>/<root>/.work/<name>/` for a stage to build a folder in."""
+    folder = Path(data_dir) / root / WORK / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return folder
+
+
+def recover(data_dir: Path) -> list[str]:
+    """Finish or remove what a killed run left; return one line per thing done."""
+    data_dir = Path(data_dir)
+    done = [f"finished quarantine {p}" for p in finish_quarantines(data_dir / "quarantine")]
+    for root in SWAPPED_ROOTS:
+        base = data_dir / root
+        if not base.is_dir():
+            continue
+        for old in base.glob(f".*{OLD_SUFFIX}"):
+            final = old.with_name(old.name[1 : -len(OLD_SUFFIX)])
+            if final.exists():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(old, final)
+                done.append(f"restored {final}")
+    for root in ("staging", *SWAPPED_ROOTS):
+        work = data_dir / root / WORK
+        if work.exists():
+            leftovers = any(work.iterdir())
+            shutil.rmtree(work, ignore_errors=True)
+            if leftovers:
+                done.append(f"removed the work folder {work}")
+    for folder, dirs, files in os.walk(data_dir):
+        here = Path(folder)
+        if here == data_dir:
+            dirs[:] = [d for d in dirs if d != "landing"]
+        for name in [*files, *dirs]:
+            if name.startswith(".") and (name.endswith(".tmp") or name.endswith(".tmp.wal")):
+                path = here / name
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+                done.append(f"removed {path}")
+        dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".tmp"))]
+    for line in done:
+        log.warning("after an interrupted run: %s", line)
+    return done
