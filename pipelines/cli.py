@@ -23,7 +23,7 @@ from rich.table import Table
 
 from pipelines.contract_runner import ContractRunnerError
 from pipelines.contracts import ContractError
-from pipelines.ingest import IngestFault, IngestOutcome
+from pipelines.ingest import IngestFault, IngestOutcome, printable
 from pipelines.lock import DataDirBusy
 from pipelines.plans import PlanSummary
 from pipelines.pseudonymise import PseudonymiseError, pseudonymise_extract
@@ -32,6 +32,9 @@ from pipelines.settings import data_dir as resolve_data_dir
 from pipelines.settings import landing_dir as resolve_landing
 from privacy.cms import CmsError
 from privacy.keys import PURPOSES, KeyFileError, load_key_file, new_key, write_key_file
+
+# typer (0.2x) vendors click and exports no name for its usage error: take it from BadParameter.
+USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
 
 # Exit codes promised in interfaces.md section 5.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTIONS = 0, 1, 2, 3
@@ -238,7 +241,11 @@ def _print_outcome(outcome: IngestOutcome) -> None:
         f"[{style}]{mark}[/{style}] {escape(outcome.summary())}", highlight=False, soft_wrap=True
     )
     if outcome.quarantine_path:
-        out.print(f"    moved to {outcome.quarantine_path}", highlight=False, soft_wrap=True)
+        out.print(
+            f"    moved to {escape(printable(str(outcome.quarantine_path)))}",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -353,7 +360,7 @@ def incomplete_lines(summary: RunSummary) -> list[str]:
     """What was rejected, carried forward, left out or not delivered tonight: one line each."""
     lines = []
     if summary.rejected:
-        names = ", ".join(f"{o.partner}/{o.dataset}" for o in summary.rejected)
+        names = ", ".join(printable(f"{o.partner}/{o.dataset}") for o in summary.rejected)
         lines.append(
             f"published, but rejected: {names} (see quarantine/{summary.run_date.isoformat()}/)"
         )
@@ -727,7 +734,19 @@ def main() -> None:
         _exit(EXIT_FAILED)
 
     try:
-        app()
+        code = app(standalone_mode=False)
+        _exit(code if isinstance(code, int) else EXIT_OK)
+    except USAGE_ERROR as usage:
+        # One line, like every other error (typer would draw a multi-line panel). A group
+        # called without a command has printed its help already and has nothing to add.
+        message = one_line(usage.format_message())
+        if message:
+            command = usage.ctx.command_path if usage.ctx is not None else "cri-overlap"
+            sys.stderr.write(f"error: {message} (see: {command} --help)\n")
+        _exit(EXIT_USAGE)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        _exit(EXIT_FAILED)
     except SystemExit as done:
         _exit(done.code if isinstance(done.code, int) else EXIT_FAILED if done.code else EXIT_OK)
     except CliFailure as failure:

@@ -43,16 +43,25 @@ def find_deliveries(run_date: dt.date, settings: dict[str, Any]) -> list[dict]:
 
     refuse_future(run_date)
     with _lock(settings, f"find_deliveries {run_date}"):
-        recover(settings["data_dir"])
+        recovered = recover(settings["data_dir"]).rejections_of(run_date)
         found = discover(Path(settings["landing"]) / run_date.isoformat())
-    return [{"folder": d.partner_folder, "dataset": d.dataset} for d in found]
+    # A rejection a killed run left half-way is this run's (see `run.run_night`).
+    finished = [
+        {"folder": folder.parent.name, "dataset": folder.name, "recovered": str(folder)}
+        for folder in recovered
+    ]
+    return finished + [{"folder": d.partner_folder, "dataset": d.dataset} for d in found]
 
 
 def ingest_one(delivery: dict, run_date: dt.date, settings: dict[str, Any]) -> dict:
     """Ingest one dataset; a rejection is a result, not a task failure."""
-    from pipelines.ingest import discover, ingest_delivery
+    from pipelines.ingest import discover, ingest_delivery, outcome_from_quarantine
     from pipelines.run import outcome_record
 
+    if "recovered" in delivery:
+        outcome = outcome_from_quarantine(Path(delivery["recovered"]))
+        log.warning(outcome.summary())
+        return outcome_record(outcome)
     with _lock(settings, f"ingest {run_date}", shared=True):
         matching = [
             d

@@ -680,7 +680,7 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
             raise _Rejected(Violation(*delivery.problem))
         if partner not in partner_codes():
             raise _Rejected(
-                Violation("unknown_partner", f"unknown partner folder {printable(partner)!r}")
+                Violation("unknown_partner", f"unknown partner folder '{printable(partner)}'")
             )
         manifest = _read_manifest(delivery)
         contract, data_path, digest = _check_files(manifest, delivery, run_date)
@@ -901,10 +901,25 @@ def finish_quarantines(quarantine: Path) -> list[Path]:
     return finished
 
 
+def outcome_from_quarantine(folder: Path) -> IngestOutcome:
+    """The rejection recorded in a quarantine folder, e.g. one a killed run left half-way and
+    the next run finished: that run reports it as its own, as the killed one would have."""
+    reason = json.loads((Path(folder) / "reason.json").read_text("utf-8"))
+    return IngestOutcome(
+        reason["partner"],
+        reason["dataset"],
+        "rejected",
+        rows=reason.get("rows"),
+        violations=[Violation(**v) for v in reason["violations"]],
+        quarantine_path=Path(folder),
+        extract_date=reason.get("extract_date"),
+    )
+
+
 # ---------------------------------------------------------------- a whole date
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """Worker initializer: the kernel kills this worker when the run that started it dies
     (even by SIGKILL), so no orphaned worker holds memory or files after a killed run."""
     if sys.platform.startswith("linux"):
@@ -914,7 +929,7 @@ def _die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
-        if os.getppid() == 1:  # the parent died before prctl took effect
+        if os.getppid() != parent:  # the run died before prctl took effect
             os._exit(1)
 
 
@@ -952,6 +967,7 @@ def ingest_date(
         max_workers=min(workers, len(deliveries)),
         mp_context=context,
         initializer=_die_with_parent,
+        initargs=(os.getpid(),),
     ) as pool:
         futures = {
             pool.submit(ingest_delivery, delivery, run_date=run_date, data_dir=data_dir): index

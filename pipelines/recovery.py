@@ -16,9 +16,11 @@ writes): nothing there is touched.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.ingest import finish_quarantines
@@ -50,10 +52,23 @@ def work_folder(data_dir: Path, root: str, name: str) -> Path:
     return folder
 
 
-def recover(data_dir: Path) -> list[str]:
-    """Finish or remove what a killed run left; return one line per thing done."""
+@dataclass(frozen=True)
+class Recovered:
+    """What `recover` did: one line per thing, and the quarantines it finished (their
+    rejections belong to the run of their date, which reports them)."""
+
+    lines: list[str] = field(default_factory=list)
+    quarantines: list[Path] = field(default_factory=list)
+
+    def rejections_of(self, run_date: dt.date) -> list[Path]:
+        return [q for q in self.quarantines if q.parent.parent.name == run_date.isoformat()]
+
+
+def recover(data_dir: Path) -> Recovered:
+    """Finish or remove what a killed run left."""
     data_dir = Path(data_dir)
-    done = [f"finished quarantine {p}" for p in finish_quarantines(data_dir / "quarantine")]
+    quarantines = finish_quarantines(data_dir / "quarantine")
+    done = [f"finished quarantine {p}" for p in quarantines]
     for root in SWAPPED_ROOTS:
         base = data_dir / root
         if not base.is_dir():
@@ -84,4 +99,4 @@ def recover(data_dir: Path) -> list[str]:
         dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".tmp"))]
     for line in done:
         log.warning("after an interrupted run: %s", line)
-    return done
+    return Recovered(done, quarantines)

@@ -36,7 +36,7 @@ from pipelines.carry_forward import Selection, select
 from pipelines.delivery import DeliveryReport, certs_dir, decide, deliver_night
 from pipelines.faults import kill_point
 from pipelines.fileio import write_json_atomically
-from pipelines.ingest import IngestOutcome, ingest_date
+from pipelines.ingest import IngestOutcome, ingest_date, outcome_from_quarantine
 from pipelines.link import LinkResult, link_run, linked_dates, linked_root, refresh_persistence
 from pipelines.lock import data_dir_lock
 from pipelines.plans import PlanSummary, plan_run
@@ -124,8 +124,10 @@ def run_night(
     key = hub_key(hub_key_path)
     data_dir = Path(data_dir)
     with data_dir_lock(data_dir, what=f"run --date {run_date}", wait_seconds=wait_for_lock):
-        recover(data_dir)
-        return _run_locked(run_date, data_dir, landing, key, workers, certs, on_dataset, on_stage)
+        recovered = recover(data_dir).rejections_of(run_date)
+        return _run_locked(
+            run_date, data_dir, landing, key, workers, certs, on_dataset, on_stage, recovered
+        )
 
 
 def _run_locked(
@@ -137,6 +139,7 @@ def _run_locked(
     certs: Path | None,
     on_dataset: Callable[[IngestOutcome], None] | None,
     on_stage: Callable[[str, float], None] | None,
+    recovered_rejections: list[Path],
 ) -> RunSummary:
     started = dt.datetime.now(dt.UTC)
     summary = RunSummary(run_date)
@@ -149,7 +152,13 @@ def _run_locked(
             on_stage(name, summary.seconds[name])
         return result
 
-    summary.outcomes = stage(
+    # Rejections a killed run of this date left half-way (finished by `recover`) are this
+    # run's, as they would have been the killed run's.
+    finished = [outcome_from_quarantine(folder) for folder in recovered_rejections]
+    for outcome in finished:
+        if on_dataset:
+            on_dataset(outcome)
+    summary.outcomes = finished + stage(
         "ingest",
         lambda: ingest_date(
             run_date, data_dir=data_dir, landing=landing, on_dataset=on_dataset, workers=workers
