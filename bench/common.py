@@ -64,7 +64,7 @@ def national_delivery(persons: int, seed: int = 1, log=print) -> Path:
 
 def fresh_hub(root: Path) -> None:
     """Forget everything the hub derived, keep the landing zone."""
-    for name in ("staging", "quarantine", "reports", "warehouse", "outbox", "state"):
+    for name in ("staging", "quarantine", "reports", "warehouse", "outbox", "linked", "ledger"):
         shutil.rmtree(root / name, ignore_errors=True)
 
 
