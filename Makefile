@@ -34,7 +34,8 @@ bench: $(STAMP)
 
 # A local Airflow (standalone: SQLite, no example DAGs, no login) with this project's DAG,
 # pointed at the demo data dir; the demo runs first when there is no demo data yet.
-# UI: http://localhost:8080 (AIRFLOW_PORT to move it).
+# UI: http://localhost:8080 (AIRFLOW_PORT to move it; task runners reach the execution API there).
+# pipelines/airflow_local.py runs standalone so that one Ctrl+C stops every process it started.
 AIRFLOW_PORT ?= 8080
 airflow: $(STAMP)
 	@test -f data/keys/hub.key.json || $(BIN)/cri-overlap demo --quiet
@@ -44,10 +45,11 @@ airflow: $(STAMP)
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
 	AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+	AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://localhost:$(AIRFLOW_PORT)/execution/ \
 	CRI_DATA_DIR=$(CURDIR)/data \
 	CRI_HUB_KEY_FILE=$(CURDIR)/data/keys/hub.key.json \
 	CRI_CERTS_DIR=$(CURDIR)/data/certs \
-	$(BIN)/airflow standalone
+	exec $(BIN)/python -m pipelines.airflow_local
 
 clean:
 	rm -rf $(VENV) data airflow_home .pytest_cache .ruff_cache .hypothesis

@@ -267,7 +267,7 @@ def ingest(
 
     root = resolve_data_dir(data_dir)
     with data_dir_lock(root, what=f"ingest --date {date}"):
-        recover(root)
+        recover(root, resolve_landing(landing, root))
         outcomes = ingest_date(
             date,
             data_dir=root,
@@ -359,6 +359,11 @@ def run(
 def incomplete_lines(summary: RunSummary) -> list[str]:
     """What was rejected, carried forward, left out or not delivered tonight: one line each."""
     lines = []
+    if not summary.outcomes:
+        lines.append(
+            f"no deliveries found for {summary.run_date} (check --landing or CRI_LANDING_DIR): "
+            "every dataset was carried forward or left out"
+        )
     if summary.rejected:
         names = ", ".join(printable(f"{o.partner}/{o.dataset}") for o in summary.rejected)
         lines.append(
@@ -757,8 +762,9 @@ def main() -> None:
         _exit(EXIT_FAILED)
     except Exception as exc:
         if is_stage_error(exc):
+            suffix = "; nothing published" if getattr(exc, "nothing_published", True) else ""
             err.print(
-                f"error: {one_line(exc)}; nothing published",
+                f"error: {one_line(exc)}{suffix}",
                 highlight=False,
                 soft_wrap=True,
                 markup=False,

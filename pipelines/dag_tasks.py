@@ -43,7 +43,7 @@ def find_deliveries(run_date: dt.date, settings: dict[str, Any]) -> list[dict]:
 
     refuse_future(run_date)
     with _lock(settings, f"find_deliveries {run_date}"):
-        recovered = recover(settings["data_dir"]).rejections_of(run_date)
+        recovered = recover(settings["data_dir"], settings["landing"]).rejections_of(run_date)
         found = discover(Path(settings["landing"]) / run_date.isoformat())
     # A rejection a killed run left half-way is this run's (see `run.run_night`).
     finished = [
@@ -85,10 +85,11 @@ def ingest_one(delivery: dict, run_date: dt.date, settings: dict[str, Any]) -> d
 
 
 def link_stage(run_date: dt.date, settings: dict[str, Any], outcomes: list[dict]) -> dict:
-    from pipelines.run import hub_key, link_stage
+    from pipelines.run import finish_pending, hub_key, link_stage
 
     start = time.perf_counter()
     with _lock(settings, f"link {run_date}"):
+        finish_pending(settings["data_dir"], hub_key(settings["hub_key"]))
         selection, result = link_stage(
             run_date,
             settings["data_dir"],

@@ -7,10 +7,11 @@ re-delivers the same signal ids); an older date, rerun or backfilled, delivers n
 with a partner left out (no data within the staleness limit) delivers no signal files: a
 partial picture must not reach a gemeente.
 
-The night's outbox is built in a work folder and swapped in whole as `outbox/<date>/`; only
-then is the ledger entry `ledger/<date>/` written, the record of what was delivered that the
-cool-down reads. A run killed before that rename delivered nothing and counts nothing as sent;
-a run killed between the two is redone identically by the next run of that date.
+The night's outbox is built in a work folder, with its `delivery.json`, and swapped in whole as
+`outbox/<date>/`; only then is the delivery appended to the ledger (`pipelines.ledger`), the
+record of what was delivered that the cool-down reads. A run killed before that rename delivered
+nothing and counts nothing as sent; one killed between the two has its delivery recorded at the
+next start (`ledger.complete_from_outbox`).
 
 Certificates come from a directory (`--certs`, `CRI_CERTS_DIR`, default `<data>/certs`):
 `hub.crt` + `hub.key` (the hub's signing pair) and `gemeenten/<GMxxxx>.crt`. A gemeente without a
@@ -23,17 +24,17 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.carry_forward import Selection
 from pipelines.faults import kill_point
 from pipelines.fileio import replace_atomically, temporary_sibling, write_json_atomically
+from pipelines.ledger import DELIVERY_RECORD, ledger_dates, new_delivery, record
 from pipelines.plans import write_partner_exports
 from pipelines.policy import load_policy
 from pipelines.recovery import swap_in, work_folder
-from pipelines.signals import ledger_dates, ledger_root, signal_file_rows, write_signal_files
+from pipelines.signals import signal_file_rows, write_signal_files
 from privacy.cms import load_certificate, load_private_key, sign_and_encrypt
 from privacy.keys import KeyMaterial
 
@@ -41,7 +42,6 @@ log = logging.getLogger(__name__)
 
 CERTS_ENV = "CRI_CERTS_DIR"
 MESSAGE_NAME = "signals.csv.p7m"
-LEDGER_TABLES = ("signals", "signal_monitoring")
 
 
 @dataclass(frozen=True)
@@ -113,11 +113,18 @@ def deliver_night(
         rows = signal_file_rows(folder, hub_key)
         gemeenten = write_signal_files(rows, work, run_date, str(load_policy()["version"]))
         delivered, waiting, reason = _encrypt(work, gemeenten, certs)
+    delivery = new_delivery(
+        run_date,
+        signals=decision.signals,
+        encrypted_for=delivered,
+        waiting_for_certificate=waiting,
+    )
+    write_json_atomically(work / DELIVERY_RECORD, delivery)
     kill_point("outbox_built")
     swap_in(work, Path(data_dir) / "outbox" / run_date.isoformat())
     kill_point("after_outbox")
     if decision.signals:
-        _record_in_ledger(data_dir, run_date, folder, delivered, waiting)
+        record(data_dir, folder, delivery)
         kill_point("after_ledger")
     log.info(
         "outbox %s: signals delivered to %s gemeenten, %s waiting for a certificate",
@@ -153,24 +160,3 @@ def _encrypt(
         replace_atomically(temporary, message)
         delivered.append(code)
     return delivered, waiting, (f"no certificate in {certs / 'gemeenten'}" if waiting else None)
-
-
-def _record_in_ledger(
-    data_dir: Path, run_date: dt.date, folder: Path, delivered: list[str], waiting: list[str]
-) -> None:
-    """`ledger/<date>/`: the signals now in the outbox, and to whom they went. Entries of
-    earlier dates are never touched; a rerun of the last date writes the same signal ids."""
-    work = work_folder(data_dir, "ledger", run_date.isoformat())
-    for table in LEDGER_TABLES:
-        shutil.copyfile(folder / f"{table}.parquet", work / f"{table}.parquet")
-    write_json_atomically(
-        work / "delivery.json",
-        {
-            "run_date": run_date.isoformat(),
-            "delivered_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "encrypted_for": delivered,
-            "waiting_for_certificate": waiting,
-        },
-    )
-    ledger_root(data_dir).mkdir(parents=True, exist_ok=True)
-    swap_in(work, ledger_root(data_dir) / run_date.isoformat())

@@ -20,6 +20,7 @@ KILL_POINTS = (
     "after_plans",
     "after_signals",
     "after_commit",
+    "derived_a_later_date",
     "outbox_built",
     "after_outbox",
     "after_ledger",

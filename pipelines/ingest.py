@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import errno
 import io
 import json
 import logging
@@ -735,6 +736,12 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
             unchanged_since=since,
         )
     except _Rejected as rejection:
+        vanished = [p for p in delivery.files if not os.path.lexists(p)]
+        if vanished:  # taken away while it was checked: not the partner's fault, nor final
+            raise IngestFault(
+                f"{delivery.label}: {printable(vanished[0].name)} disappeared while it was "
+                "checked (is a partner still writing or moving it?); nothing was moved, run again"
+            ) from None
         target = _quarantine(delivery, rejection, manifest, paths.quarantine / run_date.isoformat())
         log.info("%s rejected: %s", delivery.label, rejection.violations[0].rule)
         return _rejected_outcome(partner, delivery, rejection, manifest, target)
@@ -872,11 +879,43 @@ def _quarantine(
         write_json_atomically(partial / "validation.json", rejection.report.gx_result)
     kill_point("quarantine_reason_written")
     for path in present:
-        os.rename(path, partial / path.name)
+        _move_out_of_landing(path, partial / path.name)
         kill_point("quarantine_file_moved")
     target = parent / name
     os.rename(partial, target)
     return target
+
+
+def _move_out_of_landing(source: Path, target: Path) -> None:
+    """Move one landing entry (file, folder or symbolic link, never what a link points to)
+    into the quarantine. A rename when both are on one file system; otherwise (a landing zone
+    on another disk) a copy, flushed, then the original removed. When the landing zone does not
+    let the original go (read-only, immutable), the copy stays in the quarantine as evidence,
+    the original stays where it is, and the run says so: the rejection is never lost and never
+    blocks the next run."""
+    try:
+        os.rename(source, target)
+        return
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.EACCES, errno.EPERM, errno.EROFS, errno.EBUSY):
+            raise
+    if source.is_symlink():
+        os.symlink(os.readlink(source), target)
+    elif source.is_dir():
+        shutil.copytree(source, target, symlinks=True)
+    else:
+        shutil.copy2(source, target)
+        with target.open("rb") as handle:
+            os.fsync(handle.fileno())
+    try:
+        shutil.rmtree(source) if source.is_dir() and not source.is_symlink() else source.unlink()
+    except OSError as exc:
+        log.warning(
+            "%s: could not be removed from the landing zone (%s); a copy is in the quarantine. "
+            "Remove it by hand, or it will be judged again",
+            printable(str(source)),
+            exc.strerror,
+        )
 
 
 def finish_quarantines(quarantine: Path) -> list[Path]:
@@ -889,14 +928,19 @@ def finish_quarantines(quarantine: Path) -> list[Path]:
         if not reason.is_file():
             shutil.rmtree(partial, ignore_errors=True)
             continue
-        record = json.loads(reason.read_text("utf-8"))
-        landing_folder = Path(record.get("landing_folder", ""))
-        for name in record.get("files", []):
-            source = landing_folder / name
-            if os.path.lexists(source) and not os.path.lexists(partial / name):
-                os.rename(source, partial / name)
-        target = partial.with_name(partial.name[1 : -len(QUARANTINE_PARTIAL)])
-        os.rename(partial, target)
+        try:
+            record = json.loads(reason.read_text("utf-8"))
+            landing_folder = Path(record.get("landing_folder", ""))
+            for name in record.get("files", []):
+                source = landing_folder / name
+                if os.path.lexists(source) and not os.path.lexists(partial / name):
+                    _move_out_of_landing(source, partial / name)
+            target = partial.with_name(partial.name[1 : -len(QUARANTINE_PARTIAL)])
+            os.rename(partial, target)
+        except (OSError, ValueError) as exc:
+            # Never let one stuck quarantine stop every later night: say so and go on.
+            log.warning("%s: could not be finished (%s); left as it is", partial, exc)
+            continue
         finished.append(target)
     return finished
 
@@ -950,6 +994,11 @@ def ingest_date(
     stops the run (after the other workers are stopped).
     """
     landing = landing_dir(landing, data_dir)
+    if (landing / run_date.isoformat()).is_symlink():
+        raise IngestFault(
+            f"{landing / run_date.isoformat()} is a symbolic link, which is never followed: "
+            "deliver into a real folder"
+        )
     deliveries = discover(landing / run_date.isoformat())
     if workers <= 1 or len(deliveries) <= 1:
         outcomes = []

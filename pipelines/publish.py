@@ -23,8 +23,8 @@ import pyarrow as pa
 from pipelines.contracts import Contract, load_contract
 from pipelines.faults import kill_point
 from pipelines.fileio import replace_atomically
+from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
-from pipelines.signals import ledger_dates, ledger_root
 from pipelines.stage_contracts import check_tables, comment_statements, table_schema
 from privacy.suppression import suppress, suppress_grid
 
@@ -83,20 +83,16 @@ def publish(data_dir: Path) -> Path:
         with duckdb.connect(str(temporary)) as con:
             con.execute("set enable_progress_bar = false")
             delivered = ledger_dates(data_dir)
-            for table in (*FROM_LINKED, *FROM_LEDGER):
-                root, days = (
-                    (ledger_root(data_dir), delivered)
-                    if table in FROM_LEDGER
-                    else (linked_root(data_dir), dates)
-                )
-                files = [root / d.isoformat() / f"{table}.parquet" for d in days]
+            for table in FROM_LINKED:
+                files = [linked_root(data_dir) / d.isoformat() / f"{table}.parquet" for d in dates]
                 files = [f for f in files if f.is_file()]
                 if not files:
                     _create_empty(con, contract, table)
                     continue
                 listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
                 con.execute(f"create table {table} as select * from read_parquet([{listed}])")
-            _runs(con, data_dir, dates, contract)
+            _from_ledger(con, contract, data_dir, delivered)
+            _runs(con, data_dir, dates, contract, set(delivered))
             _rejections(con, data_dir, contract)
             _agg_gemeente_partners(con, contract)
             _agg_partner_pairs(con)
@@ -120,6 +116,29 @@ def publish(data_dir: Path) -> Path:
     return final
 
 
+def _from_ledger(
+    con: duckdb.DuckDBPyConnection, contract: Contract, data_dir: Path, delivered: list
+) -> None:
+    """`signals`: every signal ever delivered (a signal id delivered twice, by a rerun of the
+    last date, counts once: its latest delivery); `signal_monitoring`: per date, that of the
+    latest delivery."""
+    for table, keep in (("signals", "signal_id"), ("signal_monitoring", "run_date")):
+        files = delivered_files(data_dir, table, delivered)
+        if not files:
+            _create_empty(con, contract, table)
+            continue
+        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
+        latest = (
+            "qualify max(filename) over (partition by run_date) = filename"
+            if keep == "run_date"
+            else "qualify row_number() over (partition by signal_id order by filename desc) = 1"
+        )
+        con.execute(
+            f"create table {table} as select * exclude (filename) from "
+            f"read_parquet([{listed}], filename = true) {latest}"
+        )
+
+
 def _create_empty(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
     columns = ", ".join(
         f'"{p.name}" {p.physicalType}' for p in table_schema(contract, table).properties or []
@@ -127,7 +146,15 @@ def _create_empty(con: duckdb.DuckDBPyConnection, contract: Contract, table: str
     con.execute(f"create table {table} ({columns})")
 
 
-def _runs(con: duckdb.DuckDBPyConnection, data_dir: Path, dates: list, contract: Contract) -> None:
+def _runs(
+    con: duckdb.DuckDBPyConnection,
+    data_dir: Path,
+    dates: list,
+    contract: Contract,
+    delivered: set,
+) -> None:
+    """One row per run date from its `run.json`; `signals_delivered` from the ledger (what
+    happened, not what the run meant to do)."""
     _create_empty(con, contract, "runs")
     for run_date in dates:
         record_path = linked_root(data_dir) / run_date.isoformat() / "run.json"
@@ -142,7 +169,7 @@ def _runs(con: duckdb.DuckDBPyConnection, data_dir: Path, dates: list, contract:
                 "unchanged": record.get("datasets_unchanged", []),
                 "stale": record.get("datasets_stale", []),
                 "left_out": record.get("partners_left_out", []),
-                "signals_delivered": bool(record.get("signals_delivered", False)),
+                "signals_delivered": run_date in delivered,
                 "delivery_note": record.get("delivery_note"),
                 "run_date": record["run_date"],
                 "started_at": record["started_at"],

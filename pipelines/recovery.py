@@ -8,6 +8,7 @@ such leftovers beside complete files. This module finishes or removes them:
 - a quarantine folder left half-way is completed (its reason was written before anything
   moved, so the rejection is never lost);
 - a folder swap interrupted between its two renames is rolled back to the old folder;
+- a delivery that reached the outbox but not the ledger is recorded;
 - work folders and temporary files of dead runs are removed.
 
 The landing zone belongs to the partners (their tool writes temporary files there while it
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.ingest import finish_quarantines
+from pipelines.ledger import complete_from_outbox
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +66,13 @@ class Recovered:
         return [q for q in self.quarantines if q.parent.parent.name == run_date.isoformat()]
 
 
-def recover(data_dir: Path) -> Recovered:
-    """Finish or remove what a killed run left."""
+def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
+    """Finish or remove what a killed run left. `landing` (wherever it is, also inside the
+    data directory under another name) is never touched."""
     data_dir = Path(data_dir)
+    partners_own = {(data_dir / "landing").resolve()}
+    if landing is not None:
+        partners_own.add(Path(landing).resolve())
     quarantines = finish_quarantines(data_dir / "quarantine")
     done = [f"finished quarantine {p}" for p in quarantines]
     for root in SWAPPED_ROOTS:
@@ -80,6 +86,7 @@ def recover(data_dir: Path) -> Recovered:
             else:
                 os.rename(old, final)
                 done.append(f"restored {final}")
+    done += [f"recorded a delivery in {p}" for p in complete_from_outbox(data_dir)]
     for root in ("staging", *SWAPPED_ROOTS):
         work = data_dir / root / WORK
         if work.exists():
@@ -89,8 +96,7 @@ def recover(data_dir: Path) -> Recovered:
                 done.append(f"removed the work folder {work}")
     for folder, dirs, files in os.walk(data_dir):
         here = Path(folder)
-        if here == data_dir:
-            dirs[:] = [d for d in dirs if d != "landing"]
+        dirs[:] = [d for d in dirs if (here / d).resolve() not in partners_own]
         for name in [*files, *dirs]:
             if name.startswith(".") and (name.endswith(".tmp") or name.endswith(".tmp.wal")):
                 path = here / name

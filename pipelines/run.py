@@ -43,7 +43,7 @@ from pipelines.plans import PlanSummary, plan_run
 from pipelines.publish import publish
 from pipelines.recovery import WORK, recover, swap_in, work_folder
 from pipelines.report import write_report
-from pipelines.settings import HUB_KEY_ENV
+from pipelines.settings import HUB_KEY_ENV, landing_dir
 from pipelines.signals import SignalSummary, signal_run
 from privacy.keys import KeyFileError, KeyMaterial, load_key_file
 
@@ -57,6 +57,15 @@ KEPT_ON_REDERIVE = ("signals.parquet", "signal_monitoring.parquet")
 
 class RunFailed(Exception):
     """The run stopped before publishing; the previous outputs stand."""
+
+    nothing_published = True
+
+
+class SnapshotFailed(RunFailed):
+    """The night's files were delivered, but the analysts' snapshot could not be rebuilt (the
+    previous one stands); a rerun of the date delivers the same signals and publishes."""
+
+    nothing_published = False
 
 
 @dataclass
@@ -124,7 +133,8 @@ def run_night(
     key = hub_key(hub_key_path)
     data_dir = Path(data_dir)
     with data_dir_lock(data_dir, what=f"run --date {run_date}", wait_seconds=wait_for_lock):
-        recovered = recover(data_dir).rejections_of(run_date)
+        recovered = recover(data_dir, landing_dir(landing, data_dir)).rejections_of(run_date)
+        finish_pending(data_dir, key)
         return _run_locked(
             run_date, data_dir, landing, key, workers, certs, on_dataset, on_stage, recovered
         )
@@ -183,7 +193,18 @@ def _run_locked(
             started=started,
             outcomes=[outcome_record(o) for o in summary.outcomes],
         )
-        return publish(data_dir)
+        try:
+            return publish(data_dir)
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            delivered = summary.delivery is not None and summary.delivery.signals_delivered
+            raise SnapshotFailed(
+                f"the night {run_date} was committed"
+                + (" and its signal files delivered" if delivered else "")
+                + f", but the analysts' database could not be rebuilt ({type(exc).__name__}: "
+                f"{first}); the previous snapshot stands. Fix the cause (e.g. free disk space) "
+                "and run this date again"
+            ) from exc
 
     summary.snapshot = stage("publish", commit_publish)
     kill_point("after_publish")
@@ -277,9 +298,13 @@ def commit_and_deliver(
         signals_delivered=decision.signals,
         delivery_note=decision.note,
     )
+    marker = pending_marker(data_dir, run_date)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.touch()
     final = swap_in(folder, linked_root(data_dir) / run_date.isoformat())
     kill_point("after_commit")
     rederived = derive_later_dates(data_dir, run_date, key)
+    marker.unlink()
     delivery = deliver_night(
         data_dir, run_date, folder=final, decision=decision, hub_key=key, certs=certs
     )
@@ -335,13 +360,34 @@ def _link_counts(folder: Path) -> dict[str, Any]:
     return {"claims": claims, "persons": persons, "partners": list(partners)}
 
 
-def derive_later_dates(data_dir: Path, run_date: dt.date, key: KeyMaterial) -> list[dt.date]:
+def pending_marker(data_dir: Path, run_date: dt.date) -> Path:
+    """Present from just before a date is committed until the later dates are derived again:
+    left behind only by a killed run, and then finished by the next run (`finish_pending`)."""
+    return linked_root(data_dir) / ".pending" / run_date.isoformat()
+
+
+def finish_pending(data_dir: Path, key: KeyMaterial) -> list[dt.date]:
+    """Derive again the later dates of a date whose run was killed while committing it (or
+    while deriving them): thoroughly, since the walk was interrupted half-way."""
+    rederived = []
+    for marker in sorted((linked_root(data_dir) / ".pending").glob("????-??-??")):
+        date = dt.date.fromisoformat(marker.name)
+        log.warning("after an interrupted run: bringing the dates after %s up to date", date)
+        rederived += derive_later_dates(data_dir, date, key, thorough=True)
+        marker.unlink()
+    return rederived
+
+
+def derive_later_dates(
+    data_dir: Path, run_date: dt.date, key: KeyMaterial, *, thorough: bool = False
+) -> list[dt.date]:
     """After `run_date` was (re)run, bring the later dates' tables up to date.
 
     A later date whose carried-forward data now differs (this date's delivery is newer than
     what it carried) is linked and planned again; the others only get their persistence
     refreshed. The walk stops at the first date past the staleness window whose persistence did
-    not change, so the nightly run of the newest date costs nothing here."""
+    not change, so the nightly run of the newest date costs nothing here; `thorough` walks to
+    the end (after an interrupted walk, where "unchanged" proves nothing about the dates after)."""
     later = [d for d in linked_dates(data_dir) if d > run_date]
     rederived: list[dt.date] = []
     previous_changed = True
@@ -353,11 +399,12 @@ def derive_later_dates(data_dir: Path, run_date: dt.date, key: KeyMaterial) -> l
             _derive_again(data_dir, date, key, selection, record)
             rederived.append(date)
             changed = True
-        elif previous_changed:
+        elif previous_changed or thorough:
             changed = refresh_persistence(data_dir, date)
         else:
             changed = False
-        if not changed and (date - run_date).days > selection.max_staleness_days:
+        kill_point("derived_a_later_date")
+        if not (changed or thorough) and (date - run_date).days > selection.max_staleness_days:
             break
         previous_changed = changed
     if rederived:

@@ -2,9 +2,9 @@
 
 Per-partner qualification with the thresholds of the policy file, the reasons MULTI_ARREARS,
 NO_CAPACITY and ESCALATION, exclusion of persons in debt assistance, and the cool-down against the
-ledger of signals actually delivered on earlier dates (`ledger/<date>/signals.parquet`, written
-only once a night's files are in the outbox, so a killed run never counts as sent; only the
-ledger dates inside the cool-down window are read, so the cost does not grow with the history).
+ledger of signals actually delivered on earlier dates (`pipelines.ledger`, written only once a
+night's files are in the outbox, so a killed run never counts as sent; only the ledger dates
+inside the cool-down window are read, so the cost does not grow with the history).
 Checked against the `analytics` contract into the run's work folder.
 
 Whether the signals are delivered is decided later, when the night is delivered
@@ -33,6 +33,7 @@ from pipelines.fileio import (
     temporary_sibling,
     write_json_atomically,
 )
+from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
 from pipelines.settings import create_stage_tables
@@ -86,33 +87,14 @@ class SignalSummary:
     outbox: Path
 
 
-def ledger_root(data_dir: Path) -> Path:
-    """`<data-dir>/ledger/`: one folder per date whose signals were delivered."""
-    return Path(data_dir) / "ledger"
-
-
-def ledger_dates(data_dir: Path) -> list[dt.date]:
-    """Dates whose signals were delivered, oldest first."""
-    dates = []
-    for folder in ledger_root(data_dir).glob("????-??-??"):
-        if (folder / "signals.parquet").is_file():
-            try:
-                dates.append(dt.date.fromisoformat(folder.name))
-            except ValueError:
-                continue
-    return sorted(dates)
-
-
 def _history(
     con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date, window_days: int
 ) -> None:
     """`signal_history`: delivered signals of the dates before `run_date` inside the window."""
     earliest = run_date - dt.timedelta(days=window_days)
-    earlier = [
-        ledger_root(data_dir) / d.isoformat() / "signals.parquet"
-        for d in ledger_dates(data_dir)
-        if earliest <= d < run_date
-    ]
+    earlier = delivered_files(
+        data_dir, "signals", [d for d in ledger_dates(data_dir) if earliest <= d < run_date]
+    )
     if earlier:
         listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in earlier)
         con.execute(

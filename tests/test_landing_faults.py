@@ -646,3 +646,69 @@ def test_a_second_run_is_refused_while_the_data_dir_is_held(ran, hub_key):
         holder.wait(timeout=30)
     done = run_cli(ran, hub_key)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------- fault-injection pass
+
+
+def test_a_landing_zone_on_another_file_system_quarantines_by_copy(ran, hub_key):
+    """A landing zone on its own disk (an SFTP mount): a rejection moves the files across file
+    systems (copy, flush, remove) instead of failing every night after it."""
+    import tempfile
+
+    # /dev/shm: a tmpfs, another file system than the data dir's; a private mkdtemp inside it
+    landing = Path(tempfile.mkdtemp(prefix="cri-landing-", dir="/dev/shm")) / "landing"
+    try:
+        shutil.copytree(ran / "landing", landing)
+        assert os.stat(landing).st_dev != os.stat(ran).st_dev, "needs /dev/shm on its own fs"
+        cjib = landing / DAY / "CJIB"
+        delivered = {p.name: p.read_bytes() for p in cjib.iterdir()}
+        with (cjib / "claims.csv").open("a") as handle:
+            handle.write("broken;line\n")
+        delivered["claims.csv"] += b"broken;line\n"
+        done = run_cli(ran, hub_key, "--landing", landing)
+        assert done.returncode == 3 and "Traceback" not in done.stderr, done.stderr
+        [folder] = quarantined(ran, "CJIB")
+        assert {p.name: p.read_bytes() for p in folder.iterdir() if p.name in delivered} == (
+            delivered
+        )
+        assert not list(cjib.glob("claims*"))  # gone from the landing zone
+        assert partial_folders(ran) == []
+        assert rejections(ran) == [("CJIB", "claims", "sha256_mismatch")]
+        # the next run is not stuck (CJIB's earlier accepted extract of the date stands)
+        again = run_cli(ran, hub_key, "--landing", landing)
+        assert again.returncode == 0 and "Traceback" not in again.stderr, again.stderr
+    finally:
+        shutil.rmtree(landing.parent, ignore_errors=True)
+
+
+def test_a_landing_zone_inside_the_data_dir_under_another_name_is_never_tidied(ran, hub_key):
+    """The partners' own temporary files are theirs, wherever the landing zone lives."""
+    landing = ran / "sftp-in"
+    (ran / "landing").rename(landing)
+    partner_writing = landing / DAY / "BD" / ".claims.csv.4242.tmp"
+    partner_writing.write_text("half a file")
+    done = run_cli(ran, hub_key, "--landing", landing)
+    assert done.returncode == 0, done.stderr
+    assert partner_writing.read_text() == "half a file"
+
+
+def test_a_symlinked_date_folder_fails_the_run_in_one_line(ran, hub_key, tmp_path):
+    outside = tmp_path / "elsewhere"
+    (ran / "landing" / DAY).rename(outside)
+    (ran / "landing" / DAY).symlink_to(outside)
+    line = one_error_line(run_cli(ran, hub_key))
+    assert "symbolic link" in line and "never followed" in line
+    assert sorted(p.name for p in outside.iterdir()) == sorted(
+        ["BD", "CAK", "CJIB", "DUO", "RVO", "SVB", "TSL", "UWV"]
+    )
+
+
+def test_a_night_without_any_delivery_says_so(ran, hub_key):
+    """A mistyped --landing must not look like a quiet night."""
+    empty = ran / "empty-landing"
+    empty.mkdir()
+    done = run_cli(ran, hub_key, "--landing", empty)
+    # the date's data was accepted by an earlier run, so the night is whole; but it is said
+    assert done.returncode == 0
+    assert f"no deliveries found for {DAY}" in done.stderr

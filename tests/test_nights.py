@@ -348,7 +348,8 @@ def comparable(data_dir: Path) -> dict[str, object]:
         for p in sorted(outbox.rglob("*"))
         if p.is_file() and p.suffix in (".csv", ".json")
     }
-    tables["ledger"] = sorted(p.name for p in (data_dir / "ledger").iterdir())
+    # the ledger is append-only: a rerun of the last date adds a delivery of the same ids
+    tables["ledger"] = sorted(p.name for p in (data_dir / "ledger").glob("????-??-??"))
     return tables
 
 
@@ -357,9 +358,11 @@ def assert_nothing_half_written(data_dir: Path) -> None:
     for manifest in (data_dir / "outbox").rglob("*.manifest.json"):
         document = json.loads(manifest.read_text())
         assert sha256_file(manifest.with_name(document["file"])) == document["sha256"]
-    for ledger in (data_dir / "ledger").glob("????-??-??"):
-        assert (data_dir / "outbox" / ledger.name).is_dir()  # recorded only once delivered
-        assert (ledger / "delivery.json").is_file()
+    for delivery in (data_dir / "ledger").glob("????-??-??/*/delivery.json"):
+        # recorded only once its files are in the outbox
+        outbox_record = data_dir / "outbox" / delivery.parent.parent.name / "delivery.json"
+        assert outbox_record.is_file()
+        assert json.loads(outbox_record.read_text())["delivery_id"] >= delivery.parent.name
     for folder in (data_dir / "linked").glob("????-??-??"):
         assert (folder / "run.json").is_file()
 
@@ -430,3 +433,64 @@ def test_a_kill_after_the_signals_stage_does_not_count_them_as_sent(after_night_
     assert run(data, key, d3).returncode == 0
     assert signalled(data, d2) == {}  # never delivered
     assert signalled(data, d3) == {"BD-Z": "MULTI_ARREARS"}  # not held back as a repeat
+
+
+def test_a_kill_between_outbox_and_ledger_is_recorded_by_the_next_night(
+    after_night_one, key, tmp_path
+):
+    """The files reached the outbox, so the gemeente may have them: the next run (of any date)
+    records the delivery, and the cool-down holds the person back."""
+    template, (_, d2, d3), _ = after_night_one
+    data = tmp_path / "data"
+    shutil.copytree(template, data)
+    assert run(data, key, d2, **{KILL_ENV: "after_outbox"}).returncode == -9
+    assert (data / "outbox" / d2.isoformat() / "GM0363" / "signals.csv").is_file()
+    assert run(data, key, d3).returncode == 0
+    assert signalled(data, d2) == {"BD-Z": "MULTI_ARREARS"}  # recorded after all
+    assert signalled(data, d3) == {}  # Z held back by the cool-down, not signalled twice
+    assert rows(data, "select signals_delivered from runs where run_date = $d", d=d2) == [(True,)]
+
+
+def test_a_changed_rerun_of_the_last_date_never_erases_a_delivered_signal(tmp_path, key):
+    data, landing = tmp_path / "data", tmp_path / "data" / "landing"
+    d1, d2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+    for date in (d1, d2):
+        write_claims_delivery(
+            landing, date, "BD", [claim("X", "BD", 60_000), claim("Y", "BD", 60_000)]
+        )
+        write_claims_delivery(
+            landing, date, "DUO", [claim("X", "DUO", 27_000), claim("Y", "DUO", 27_000)]
+        )
+        deliver_empty_extracts(landing, date)
+    assert run(data, key, d1).returncode == 0
+    assert signalled(data, d1) == {"BD-X": "MULTI_ARREARS", "BD-Y": "MULTI_ARREARS"}
+    # DUO corrects its d1 extract (Y's claim was wrong) and d1 is run again
+    shutil.rmtree(landing / d1.isoformat() / "DUO")
+    write_claims_delivery(landing, d1, "DUO", [claim("X", "DUO", 27_000)])
+    assert run(data, key, d1).returncode == 0
+    csv = (data / "outbox" / d1.isoformat() / "GM0363" / "signals.csv").read_text()
+    assert csv.count("SIG-") == 1  # today's file holds X only
+    # but Y's signal was delivered: it stays a fact, for analysts and for the cool-down
+    assert signalled(data, d1) == {"BD-X": "MULTI_ARREARS", "BD-Y": "MULTI_ARREARS"}
+    assert len(list((data / "ledger" / d1.isoformat()).glob("2*"))) == 2  # appended
+    assert run(data, key, d2).returncode == 0
+    assert signalled(data, d2) == {}  # Y back at BD+DUO: still inside its cool-down
+
+
+def test_a_kill_while_deriving_later_dates_is_finished_by_the_next_run(tmp_path, key):
+    reference, data = tmp_path / "reference", tmp_path / "data"
+    dates = four_nights(data / "landing")
+    for date in dates:
+        assert run(data, key, date).returncode in (0, 3)
+    # a corrected d1 (A had no CJIB claim): persistence of A changes on every later date
+    d1 = dates[0]
+    shutil.rmtree(data / "landing" / d1.isoformat() / "CJIB")
+    write_claims_delivery(data / "landing", d1, "CJIB", [claim("C", "CJIB", 20_000)])
+    shutil.copytree(data / "landing", reference / "landing")
+    for date in dates:
+        assert run(reference, key, date).returncode in (0, 3)
+    killed = run(data, key, d1, **{KILL_ENV: "derived_a_later_date"})
+    assert killed.returncode == -9
+    # the operator runs the newest date again, not d1: the walk is finished first
+    assert run(data, key, dates[-1]).returncode in (0, 3)
+    assert analytic_tables(data) == analytic_tables(reference)

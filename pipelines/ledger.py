@@ -1,0 +1,100 @@
+"""The ledger of delivered signals: `ledger/<date>/<delivery id>/`, append-only.
+
+A signal that reached a gemeente is a fact: the cool-down must see it for 180 days, and the
+analysts' `signals` table must show it, whatever happens to the run that produced it later. So
+every delivery of a night's signal files adds one folder (its signals, their monitoring, and to
+whom they went); nothing in the ledger is ever replaced or removed (until retention).
+
+A delivery is recorded only after its files are in the outbox (`pipelines.delivery`), and the
+outbox carries the same `delivery.json` the ledger entry will hold. So a run killed between the
+two leaves an outbox whose delivery is not in the ledger; `complete_from_outbox` (run by
+`pipelines.recovery` at the next start, whatever its date) records it then, from the committed
+`linked/<date>/` tables those files were made of.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from pipelines.fileio import write_json_atomically
+
+log = logging.getLogger(__name__)
+
+LEDGER_TABLES = ("signals", "signal_monitoring")
+DELIVERY_RECORD = "delivery.json"
+
+
+def ledger_root(data_dir: Path) -> Path:
+    return Path(data_dir) / "ledger"
+
+
+def ledger_dates(data_dir: Path) -> list[dt.date]:
+    """Dates with at least one recorded delivery of signal files, oldest first."""
+    dates = set()
+    for record in ledger_root(data_dir).glob(f"????-??-??/*/{DELIVERY_RECORD}"):
+        try:
+            dates.add(dt.date.fromisoformat(record.parent.parent.name))
+        except ValueError:
+            continue
+    return sorted(dates)
+
+
+def delivered_files(data_dir: Path, table: str, dates: list[dt.date]) -> list[Path]:
+    """Every recorded delivery's `<table>.parquet` of `dates`, in delivery order per date."""
+    files = []
+    for date in dates:
+        for folder in sorted((ledger_root(data_dir) / date.isoformat()).glob("[0-9]*")):
+            if (folder / DELIVERY_RECORD).is_file() and (folder / f"{table}.parquet").is_file():
+                files.append(folder / f"{table}.parquet")
+    return files
+
+
+def new_delivery(run_date: dt.date, **facts: object) -> dict:
+    """The record of one delivery: its id (UTC time, sortable) and what was delivered."""
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "delivery_id": f"{now:%Y%m%dT%H%M%S%fZ}",
+        "run_date": run_date.isoformat(),
+        "delivered_at": now.isoformat(timespec="seconds"),
+        **facts,
+    }
+
+
+def record(data_dir: Path, folder: Path, delivery: dict) -> Path:
+    """Append `delivery` (with the signals in the committed `folder`) to the ledger. A new
+    folder, renamed into place whole; recording the same delivery again changes nothing."""
+    target = ledger_root(data_dir) / delivery["run_date"] / delivery["delivery_id"]
+    if (target / DELIVERY_RECORD).is_file():
+        return target
+    work = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for table in LEDGER_TABLES:
+        shutil.copyfile(Path(folder) / f"{table}.parquet", work / f"{table}.parquet")
+    write_json_atomically(work / DELIVERY_RECORD, delivery)
+    os.rename(work, target)
+    return target
+
+
+def complete_from_outbox(data_dir: Path) -> list[Path]:
+    """Record the deliveries that reached the outbox but not the ledger (a killed run)."""
+    done = []
+    for outbox_record in sorted((Path(data_dir) / "outbox").glob(f"????-??-??/{DELIVERY_RECORD}")):
+        delivery = json.loads(outbox_record.read_text("utf-8"))
+        if not delivery.get("signals"):
+            continue
+        target = ledger_root(data_dir) / delivery["run_date"] / delivery["delivery_id"]
+        if (target / DELIVERY_RECORD).is_file():
+            continue
+        linked = Path(data_dir) / "linked" / delivery["run_date"]
+        done.append(record(data_dir, linked, delivery))
+        log.warning(
+            "recorded in the ledger the delivery of %s that a killed run left out",
+            delivery["run_date"],
+        )
+    return done
