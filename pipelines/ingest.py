@@ -62,13 +62,12 @@ from pipelines.fileio import (
     write_json_atomically,
 )
 from pipelines.reference import partner_codes, reference_csv
-from pipelines.settings import execute_sql_file, landing_dir
+from pipelines.settings import MEMORY_LIMIT_ENV, execute_sql_file, landing_dir
 
 log = logging.getLogger(__name__)
 
 # A manifest is a few hundred bytes; anything far larger is not one, and is not read whole.
 MANIFEST_MAX_BYTES = 64 * 1024
-MEMORY_LIMIT_ENV = "CRI_DUCKDB_MEMORY_LIMIT"
 QUARANTINE_PARTIAL = ".partial"
 DATE_FOLDER_LABEL = "_date_folder"  # quarantine folder for stray files found in a date folder
 DATA_SUFFIXES = (".csv", ".parquet")

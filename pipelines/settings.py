@@ -21,6 +21,8 @@ REFERENCE_DIR = CONTRACTS_DIR / "reference"
 DATA_DIR_ENV = "CRI_DATA_DIR"
 LANDING_DIR_ENV = "CRI_LANDING_DIR"
 HUB_KEY_ENV = "CRI_HUB_KEY_FILE"
+# DuckDB's memory limit for the checks of a delivery (e.g. `4GB`); DuckDB's default when unset.
+MEMORY_LIMIT_ENV = "CRI_DUCKDB_MEMORY_LIMIT"
 
 
 def data_dir(explicit: Path | None = None) -> Path:
