@@ -396,7 +396,11 @@ def after_night_one(tmp_path_factory, key) -> tuple[Path, list[dt.date]]:
     return data, [d1, d2, d3], reference
 
 
-STAGE_POINTS = [p for p in KILL_POINTS if not p.startswith("quarantine")]
+# quarantine points: tests/test_landing_faults.py; derived_a_later_date needs a later date to
+# derive (its own test below)
+STAGE_POINTS = [
+    p for p in KILL_POINTS if not p.startswith("quarantine") and p != "derived_a_later_date"
+]
 
 
 @pytest.mark.parametrize("point", STAGE_POINTS)
