@@ -144,6 +144,7 @@ def test_the_signal_file_and_its_manifest(hub):
     assert manifest["sha256"] == hashlib.sha256(raw).hexdigest()
     assert sorted(p.name for p in (data_dir / "outbox" / D.isoformat()).iterdir()) == [
         "GM0363",
+        "delivery.json",  # what this outbox delivered, and when (also in the ledger)
         "partners",
     ]  # gemeenten without signals get no folder
 
