@@ -62,6 +62,7 @@ from pipelines.fileio import (
     write_json_atomically,
 )
 from pipelines.reference import partner_codes, reference_csv
+from pipelines.resource_faults import describe as describe_fault
 from pipelines.settings import MEMORY_LIMIT_ENV, execute_sql_file, landing_dir
 
 log = logging.getLogger(__name__)
@@ -824,18 +825,16 @@ def _check_content(
             _stage(database, contract, manifest, stage_to)
         return rows, report
     except duckdb.Error as exc:
-        remedy = "fix the cause and run again"
-        if isinstance(exc, duckdb.OutOfMemoryException):
-            limit = os.environ.get(MEMORY_LIMIT_ENV)
-            remedy = (
-                f"DuckDB ran out of memory: raise {MEMORY_LIMIT_ENV} (now {limit})"
-                if limit
-                else f"DuckDB ran out of memory: free memory or set {MEMORY_LIMIT_ENV}"
-            ) + " and run again"
+        told = describe_fault(exc)  # a full disk, a limit, memory: said the way a person acts on
+        if told is not None:
+            raise IngestFault(
+                f"{delivery.label}: the check could not run: {told} (the delivery was left in "
+                "the landing zone and nothing was loaded)"
+            ) from exc
         raise IngestFault(
             f"{delivery.label}: the check could not run ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0][:120]}); the delivery was left in the landing zone and "
-            f"nothing was loaded; {remedy}"
+            "nothing was loaded; fix the cause and run again"
         ) from exc
     finally:
         shutil.rmtree(own, ignore_errors=True)

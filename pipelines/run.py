@@ -43,6 +43,7 @@ from pipelines.plans import PlanSummary, plan_run
 from pipelines.publish import publish
 from pipelines.recovery import WORK, recover, swap_in, work_folder
 from pipelines.report import write_report
+from pipelines.resource_faults import describe as describe_fault
 from pipelines.settings import HUB_KEY_ENV, landing_dir
 from pipelines.signals import SignalSummary, signal_run
 from privacy.keys import KeyFileError, KeyMaterial, load_key_file
@@ -196,14 +197,17 @@ def _run_locked(
         try:
             return publish(data_dir)
         except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             delivered = summary.delivery is not None and summary.delivery.signals_delivered
+            why = describe_fault(exc) or (
+                f"{type(exc).__name__}: "
+                + (str(exc).strip().splitlines() or [""])[0][:300]
+                + "; fix the cause and run this date again"
+            )
             raise SnapshotFailed(
                 f"the night {run_date} was committed"
                 + (" and its signal files delivered" if delivered else "")
-                + f", but the analysts' database could not be rebuilt ({type(exc).__name__}: "
-                f"{first}); the previous snapshot stands. Fix the cause (e.g. free disk space) "
-                "and run this date again"
+                + ", but the analysts' database could not be rebuilt (the previous one stands): "
+                + why
             ) from exc
 
     summary.snapshot = stage("publish", commit_publish)

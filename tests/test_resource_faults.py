@@ -112,8 +112,8 @@ def _can(preexec_fn, tmp_path: Path) -> bool:
 def mount_point(tmp_path: Path) -> Path:
     point = tmp_path / "disk"
     point.mkdir()
-    if not _can(_full_disk(point), tmp_path):
-        pytest.skip("no private mount namespace here (needs CAP_SYS_ADMIN)")
+    # CI runs as root on a machine that allows it: a test that cannot do what it says fails
+    assert _can(_full_disk(point), tmp_path), "no private mount namespace (needs CAP_SYS_ADMIN)"
     return point
 
 
@@ -308,3 +308,47 @@ def test_other_os_errors_are_not_resource_faults():
     from pipelines.resource_faults import describe
 
     assert describe(OSError(errno.EINVAL, "Invalid argument")) is None
+
+
+def test_full_disk_while_publishing_says_what_was_delivered(tmp_path, mount_point):
+    """The disk fills up while the analysts' database is rebuilt, after the night's files were
+    delivered: one line that says so (not "nothing published"), the old snapshot stands, and a
+    rerun with space gives the whole night."""
+    import datetime as dt
+
+    from tests.helpers import deliver_empty_extracts, hub_key_file, write_claims_delivery
+
+    key = hub_key_file(tmp_path)
+    d1, d2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
+    data = mount_point / "data"
+    staged = tmp_path / "staged"
+    for date in (d1, d2):
+        write_claims_delivery(staged / "landing", date, "BD", [{"person": "X"}, {"person": "Z"}])
+        write_claims_delivery(staged / "landing", date, "DUO", [{"person": "Z"}])
+        deliver_empty_extracts(staged / "landing", date)
+
+    def run(date: dt.date, size: str) -> subprocess.CompletedProcess:
+        # each run sees a fresh tmpfs of `size`: copy the data dir in, run, copy it back out
+        script = (
+            f"cp -a {staged}/. {mount_point}/data/ && {sys.executable} -m pipelines.cli run "
+            f"--date {date} --data-dir {data} --hub-key {key} --workers 1 --quiet; rc=$?; "
+            f"rm -rf {staged} && cp -a {data}/. {staged}/ 2>/dev/null; mkdir -p {staged}; exit $rc"
+        )
+        return subprocess.run(
+            ["bash", "-c", script],
+            preexec_fn=_full_disk(mount_point, size=size),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    assert run(d1, "64m").returncode == 0
+    snapshot = (staged / "warehouse" / "analytics.duckdb").read_bytes()
+    failed = run(d2, "6600k")
+    line = one_error_line(failed)
+    assert "signal files delivered" in line and "could not be rebuilt" in line, line
+    assert "no space left on device" in line and "nothing published" not in line, line
+    assert (staged / "warehouse" / "analytics.duckdb").read_bytes() == snapshot
+    assert list((staged / "ledger" / d2.isoformat()).glob("*/delivery.json"))
+    again = run(d2, "64m")
+    assert again.returncode == 0, again.stderr
