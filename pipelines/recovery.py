@@ -29,7 +29,7 @@ from pipelines.ledger import complete_from_outbox
 
 log = logging.getLogger(__name__)
 
-SWAPPED_ROOTS = ("linked", "outbox", "ledger")
+SWAPPED_ROOTS = ("linked", "outbox")
 WORK = ".work"
 OLD_SUFFIX = ".old"
 
@@ -87,7 +87,7 @@ def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
                 os.rename(old, final)
                 done.append(f"restored {final}")
     done += [f"recorded a delivery in {p}" for p in complete_from_outbox(data_dir)]
-    for root in ("staging", *SWAPPED_ROOTS):
+    for root in ("staging", *SWAPPED_ROOTS, "ledger"):
         work = data_dir / root / WORK
         if work.exists():
             leftovers = any(work.iterdir())

@@ -299,7 +299,6 @@ def commit_and_deliver(
         started=started,
         outcomes=outcomes,
         selection=selection,
-        signals_delivered=decision.signals,
         delivery_note=decision.note,
     )
     marker = pending_marker(data_dir, run_date)
@@ -322,11 +321,11 @@ def record_run(
     started: dt.datetime,
     outcomes: list[dict[str, Any]],
     selection: Selection,
-    signals_delivered: bool,
     delivery_note: str | None,
 ) -> Path:
-    """`run.json` in the date's folder: what this run loaded, rejected, carried forward and
-    delivered (the `runs` table); its presence marks the folder as complete."""
+    """`run.json` in the date's folder: what this run loaded, rejected and carried forward, and
+    why it delivers nothing, if so (the `runs` table; whether signals were delivered is read
+    from the ledger, which is what happened); its presence marks the folder as complete."""
     counts = _link_counts(folder)
     return write_json_atomically(
         Path(folder) / "run.json",
@@ -344,7 +343,6 @@ def record_run(
             ],
             "datasets_stale": [c.describe() for c in selection.stale],
             "partners_left_out": [c.label for c in selection.left_out],
-            "signals_delivered": signals_delivered,
             "delivery_note": delivery_note,
             "selection": selection.fingerprint(),
         },
