@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,8 +74,3 @@ def data_dir_lock(
             fcntl.flock(handle, fcntl.LOCK_UN)
     finally:
         handle.close()
-
-
-def command_line() -> str:
-    """The current command, for the lock's holder line."""
-    return " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:])[:200]
