@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+from pipelines.layout import Layout
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = PROJECT_ROOT / "sql"
@@ -21,6 +24,7 @@ REFERENCE_DIR = CONTRACTS_DIR / "reference"
 DATA_DIR_ENV = "CRI_DATA_DIR"
 LANDING_DIR_ENV = "CRI_LANDING_DIR"
 HUB_KEY_ENV = "CRI_HUB_KEY_FILE"
+CERTS_ENV = "CRI_CERTS_DIR"
 # DuckDB's memory limit for the checks of a delivery (e.g. `4GB`); DuckDB's default when unset.
 MEMORY_LIMIT_ENV = "CRI_DUCKDB_MEMORY_LIMIT"
 
@@ -76,21 +80,53 @@ def create_stage_tables(
         con.execute(f"create or replace table {table} as {sql}", parameters_used(sql, parameters))
 
 
-CERTS_ENV = "CRI_CERTS_DIR"
+@dataclass(frozen=True)
+class Settings:
+    """What a run needs to know, resolved once: explicit values (CLI options, DAG params) first,
+    then the environment, then the defaults. The CLI and the DAG both build one with `resolve`."""
 
+    data_dir: Path
+    landing: Path
+    hub_key_file: Path | None
+    certs: Path
+    workers: int = 1
 
-def run_settings(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The paths a run needs, from explicit overrides (CLI options, DAG params) or the
-    environment (`CRI_DATA_DIR`, `CRI_LANDING_DIR`, `CRI_HUB_KEY_FILE`, `CRI_CERTS_DIR`)."""
-    given = {k: v for k, v in (overrides or {}).items() if v}
-    data = data_dir(Path(given["data_dir"]) if "data_dir" in given else None)
-    hub_key = given.get("hub_key_file") or os.environ.get(HUB_KEY_ENV)
-    certs = given.get("certs_dir") or os.environ.get(CERTS_ENV)
-    return {
-        "data_dir": data,
-        "landing": landing_dir(
-            Path(given["landing_dir"]) if "landing_dir" in given else None, data
-        ),
-        "hub_key": Path(hub_key) if hub_key else None,
-        "certs": Path(certs) if certs else data / "certs",
-    }
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        data_dir: Path | str | None = None,
+        landing_dir: Path | str | None = None,
+        hub_key_file: Path | str | None = None,
+        certs_dir: Path | str | None = None,
+        workers: int | None = None,
+    ) -> Settings:
+        """`CRI_DATA_DIR` (default `./data`), `CRI_LANDING_DIR` (default `<data>/landing`),
+        `CRI_HUB_KEY_FILE` (no default: a key is never made up), `CRI_CERTS_DIR` (default
+        `<data>/certs`); an empty value counts as not given."""
+        data = Path(data_dir or os.environ.get(DATA_DIR_ENV) or "data")
+        landing = landing_dir or os.environ.get(LANDING_DIR_ENV)
+        key = hub_key_file or os.environ.get(HUB_KEY_ENV)
+        certs = certs_dir or os.environ.get(CERTS_ENV)
+        return cls(
+            data_dir=data,
+            landing=Path(landing) if landing else Layout(data).landing,
+            hub_key_file=Path(key) if key else None,
+            certs=Path(certs) if certs else Layout(data).certs,
+            workers=workers or 1,
+        )
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> Settings:
+        """From the DAG's params (`data_dir`, `landing_dir`, `hub_key_file`, `certs_dir`)."""
+        given = params or {}
+        return cls.resolve(
+            data_dir=given.get("data_dir"),
+            landing_dir=given.get("landing_dir"),
+            hub_key_file=given.get("hub_key_file"),
+            certs_dir=given.get("certs_dir"),
+        )
+
+    @property
+    def layout(self) -> Layout:
+        return Layout(self.data_dir, self.landing)

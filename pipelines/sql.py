@@ -1,0 +1,113 @@
+"""The one way the pipeline runs SQL: every statement lives in `sql/<stage>/<name>.sql`.
+
+A file holds one query (for `create_table` and `query`) or a script of statements ending a line
+with `;` (for `run_script`). Parameters are bound by DuckDB (`$name`), never pasted into the
+text; each statement gets only the parameters it uses, since DuckDB refuses unused ones. An error
+names the file (and the table it was building), so a failing night points at the SQL to read.
+Line 1 of each file is a comment stating the grain of its result.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from typing import Any
+
+import duckdb
+
+from pipelines.errors import CriError
+from pipelines.settings import SQL_DIR
+
+
+class SqlError(CriError):
+    """A statement of one of our SQL files failed."""
+
+
+@cache
+def sql_text(name: str) -> str:
+    """The text of `sql/<name>.sql` (name like `link/claims`; `.sql` may be given)."""
+    relative = name if name.endswith(".sql") else f"{name}.sql"
+    return (SQL_DIR / relative).read_text(encoding="utf-8")
+
+
+def statements(name: str) -> list[str]:
+    """The statements of a script, split at a `;` that ends a line, comment lines dropped."""
+    code = "\n".join(
+        line for line in sql_text(name).splitlines() if not line.lstrip().startswith("--")
+    )
+    return [s.strip() for s in re.split(r";\s*\n", code + "\n") if s.strip(" \n;")]
+
+
+def parameters_used(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
+    """The `$name` parameters a statement refers to (DuckDB refuses unused ones)."""
+    return {
+        k: v for k, v in (parameters or {}).items() if re.search(rf"\${re.escape(k)}\b", sql)
+    }
+
+
+def _fail(name: str, exc: duckdb.Error, table: str | None = None) -> SqlError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    target = f" (building table {table})" if table else ""
+    return SqlError(f"sql/{name.removesuffix('.sql')}.sql{target}: {first}")
+
+
+def run_script(con: Any, name: str, parameters: dict[str, Any] | None = None) -> None:
+    """Run every statement of a script file in order."""
+    for statement in statements(name):
+        used = parameters_used(statement, parameters)
+        try:
+            con.execute(statement, used) if used else con.execute(statement)
+        except duckdb.Error as exc:
+            raise _fail(name, exc) from exc
+
+
+def create_table(
+    con: Any,
+    name: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    table: str | None = None,
+    temp: bool = False,
+) -> str:
+    """`create or replace table <table> as <sql/name.sql>`; the table is named after the file
+    unless given. Returns the table's name."""
+    table = table or name.rsplit("/", 1)[-1].removesuffix(".sql")
+    sql = sql_text(name)
+    kind = "temp table" if temp else "table"
+    try:
+        con.execute(f"create or replace {kind} {table} as {sql}", parameters_used(sql, parameters))
+    except duckdb.Error as exc:
+        raise _fail(name, exc, table) from exc
+    return table
+
+
+def create_tables(
+    con: Any, stage: str, tables: tuple[str, ...] | list[str], parameters: dict | None = None
+) -> None:
+    """Each table of a stage from `sql/<stage>/<table>.sql`, in order."""
+    for table in tables:
+        create_table(con, f"{stage}/{table}", parameters)
+
+
+def query(con: Any, name: str, parameters: dict[str, Any] | None = None) -> Any:
+    """Run the query of `sql/<name>.sql` and return DuckDB's result (fetch from it)."""
+    sql = sql_text(name)
+    try:
+        return con.execute(sql, parameters_used(sql, parameters))
+    except duckdb.Error as exc:
+        raise _fail(name, exc) from exc
+
+
+def copy_to_parquet(
+    con: Any, name: str, target: str, parameters: dict[str, Any] | None = None
+) -> None:
+    """Write the result of `sql/<name>.sql` to a Parquet file (zstd) without a table between."""
+    sql = sql_text(name)
+    try:
+        con.execute(
+            f"copy ({sql}) to '{str(target).replace(chr(39), chr(39) * 2)}' "
+            "(format parquet, compression zstd)",
+            parameters_used(sql, parameters),
+        )
+    except duckdb.Error as exc:
+        raise _fail(name, exc) from exc
