@@ -40,9 +40,7 @@ def statements(name: str) -> list[str]:
 
 def parameters_used(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
     """The `$name` parameters a statement refers to (DuckDB refuses unused ones)."""
-    return {
-        k: v for k, v in (parameters or {}).items() if re.search(rf"\${re.escape(k)}\b", sql)
-    }
+    return {k: v for k, v in (parameters or {}).items() if re.search(rf"\${re.escape(k)}\b", sql)}
 
 
 def _fail(name: str, exc: duckdb.Error, table: str | None = None) -> SqlError:
