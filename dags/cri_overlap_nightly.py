@@ -12,10 +12,11 @@ Night after night: a missing or rejected dataset is carried forward (listed as s
 delivers no signals; each task holds the data directory's lock, so a CLI run and a DAG run
 never work on it at once.
 
-Each task calls the same stage function as `cri-overlap run` (`pipelines/`); this file only wires
-them together. A rejected dataset does not fail its task: the run ends green, with the rejection
-in the task log, the quarantine (`quarantine/<date>/`) and the run report. A failure before
-`publish` leaves the previous snapshot and outbox untouched and the run red.
+The tasks are made from the stage list in `pipelines/stages.py`, the one the CLI's
+`cri-overlap run` runs: this file only turns it into tasks. A rejected dataset does not fail its
+task: the run ends green, with the rejection in the task log, the quarantine
+(`quarantine/<date>/`) and the run report. A failure before `publish` leaves the previous
+snapshot and outbox untouched and the run red.
 
 Settings come from the same environment variables as the CLI (`CRI_DATA_DIR`,
 `CRI_LANDING_DIR`, `CRI_HUB_KEY_FILE`, `CRI_CERTS_DIR`) or from the DAG params of a run.
@@ -25,15 +26,19 @@ Outputs are declared as assets: the analysts' snapshot, the signal files and the
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-SNAPSHOT = Asset(
-    name="cri_overlap_analytics_snapshot", uri="file:///cri-overlap/warehouse/analytics.duckdb"
-)
-SIGNAL_FILES = Asset(name="cri_overlap_signal_files", uri="file:///cri-overlap/outbox")
-RUN_REPORT = Asset(name="cri_overlap_run_report", uri="file:///cri-overlap/reports")
+from pipelines.stages import STAGES, Stage
 
+ASSETS = {
+    "snapshot": Asset(
+        name="cri_overlap_analytics_snapshot", uri="file:///cri-overlap/warehouse/analytics.duckdb"
+    ),
+    "signal_files": Asset(name="cri_overlap_signal_files", uri="file:///cri-overlap/outbox"),
+    "run_report": Asset(name="cri_overlap_run_report", uri="file:///cri-overlap/reports"),
+}
 DEFAULT_ARGS = {
     "owner": "cri-overlap",
     "retries": 2,
@@ -49,13 +54,43 @@ PARAMS = {
 }
 
 
-def _run() -> tuple[dt.date, dict]:
-    """The run date (the logical date) and the settings of this DAG run."""
-    from pipelines.settings import run_settings
-
+def _run() -> tuple[dt.date, dict, dt.datetime]:
+    """The run date (the logical date), the params and the start of this DAG run."""
     context = get_current_context()
     when = context.get("logical_date") or context["dag_run"].run_after
-    return when.date(), run_settings(context["params"])
+    return when.date(), context["params"], context["dag_run"].start_date
+
+
+def _fan_out_tasks(stage: Stage) -> Any:
+    """A listing task and one mapped task per item it lists."""
+    assert stage.fan_out is not None
+
+    @task(task_id=stage.fan_out.list_task)
+    def list_items() -> list[dict]:
+        from pipelines.dag_tasks import list_items
+
+        run_date, params, _ = _run()
+        return list_items(stage.name, run_date, params)
+
+    @task(task_id=stage.name, map_index_template=stage.fan_out.map_label)
+    def run_item(item: dict) -> dict:
+        from pipelines.dag_tasks import run_item
+
+        run_date, params, _ = _run()
+        return run_item(stage.name, item, run_date, params)
+
+    return run_item.expand(item=list_items())
+
+
+def _stage_task(stage: Stage, upstream: Any) -> Any:
+    @task(task_id=stage.name, outlets=[ASSETS[name] for name in stage.assets])
+    def run_stage(night: Any) -> dict:
+        from pipelines.dag_tasks import run_task
+
+        run_date, params, started = _run()
+        return run_task(stage.name, night, run_date, params, started)
+
+    return run_stage(upstream)
 
 
 @dag(
@@ -70,76 +105,9 @@ def _run() -> tuple[dt.date, dict]:
     doc_md=__doc__,
 )
 def cri_overlap_nightly() -> None:
-    @task
-    def find_deliveries() -> list[dict]:
-        from pipelines.dag_tasks import find_deliveries
-
-        run_date, settings = _run()
-        return find_deliveries(run_date, settings)
-
-    @task(
-        map_index_template="{{ task.op_kwargs['delivery']['folder'] }}/"
-        "{{ task.op_kwargs['delivery']['dataset'] }}"
-    )
-    def ingest(delivery: dict) -> dict:
-        from pipelines.dag_tasks import ingest_one
-
-        run_date, settings = _run()
-        return ingest_one(delivery, run_date, settings)
-
-    @task
-    def link(outcomes: list[dict]) -> dict:
-        from pipelines.dag_tasks import link_stage
-
-        run_date, settings = _run()
-        return link_stage(run_date, settings, outcomes)
-
-    @task
-    def plans(linked: dict) -> dict:
-        from pipelines.dag_tasks import plans_stage
-
-        run_date, settings = _run()
-        return plans_stage(run_date, settings)
-
-    @task
-    def signals(planned: dict) -> dict:
-        from pipelines.dag_tasks import signals_stage
-
-        run_date, settings = _run()
-        return signals_stage(run_date, settings)
-
-    @task(outlets=[SNAPSHOT, SIGNAL_FILES])
-    def publish(outcomes: list[dict], linked: dict, signalled: dict) -> dict:
-        from pipelines.dag_tasks import publish_stage
-
-        run_date, settings = _run()
-        started = get_current_context()["dag_run"].start_date
-        return publish_stage(run_date, settings, outcomes, started)
-
-    @task(outlets=[RUN_REPORT])
-    def report(
-        outcomes: list[dict], linked: dict, planned: dict, signalled: dict, published: dict
-    ) -> str:
-        from pipelines.dag_tasks import report_stage
-
-        run_date, settings = _run()
-        timings = {
-            name: stage["seconds"]
-            for name, stage in (
-                ("link", linked),
-                ("plans", planned),
-                ("signals", signalled),
-                ("publish", published),
-            )
-        }
-        return report_stage(run_date, settings, outcomes, timings)
-
-    outcomes = ingest.expand(delivery=find_deliveries())
-    linked = link(outcomes)
-    planned = plans(linked)
-    signalled = signals(planned)
-    published = publish(outcomes, linked, signalled)
-    report(outcomes, linked, planned, signalled, published)
+    upstream = None
+    for stage in STAGES:
+        upstream = _fan_out_tasks(stage) if stage.fan_out else _stage_task(stage, upstream)
 
 
 cri_overlap_nightly()

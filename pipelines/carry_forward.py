@@ -22,8 +22,9 @@ from functools import cache
 from pathlib import Path
 
 from pipelines.contracts import PARTNER_DATASETS, current_contract
-from pipelines.ingest import read_receipt, receipt_path
+from pipelines.layout import Layout
 from pipelines.policy import load_policy
+from pipelines.records import read_receipt, receipt_path
 from pipelines.reference import partner_codes
 
 DEFAULT_MAX_STALENESS_DAYS = 7
@@ -99,14 +100,14 @@ class Selection:
 
 def select(data_dir: Path, run_date: dt.date) -> Selection:
     """Choose, per expected dataset, tonight's staged data or the latest within the limit."""
-    staging = Path(data_dir) / "staging"
+    layout = Layout(data_dir)
     limit = max_staleness_days()
     chosen = []
     for partner, dataset in expected_datasets():
         found = None
         for age in range(limit + 1):
             day = run_date - dt.timedelta(days=age)
-            staged = staging / day.isoformat() / partner / f"{dataset}.parquet"
+            staged = layout.staging_date(day) / partner / f"{dataset}.parquet"
             receipt = read_receipt(receipt_path(staged))
             if receipt is not None and staged.is_file():
                 found = Chosen(

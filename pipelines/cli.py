@@ -10,36 +10,38 @@ import datetime as dt
 import logging
 import os
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
-from pipelines.contract_runner import ContractRunnerError
-from pipelines.contracts import ContractError
-from pipelines.ingest import IngestFault, IngestOutcome, printable
+from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_REJECTIONS, EXIT_USAGE, CriError, explain
+from pipelines.ingest import IngestOutcome, printable
 from pipelines.lock import DataDirBusy
 from pipelines.plans import PlanSummary
-from pipelines.pseudonymise import PseudonymiseError, pseudonymise_extract
+from pipelines.pseudonymise import pseudonymise_extract
 from pipelines.resource_faults import describe as describe_fault
 from pipelines.resource_faults import one_line
 from pipelines.run import RunSummary
-from pipelines.settings import data_dir as resolve_data_dir
-from pipelines.settings import landing_dir as resolve_landing
-from privacy.cms import CmsError
-from privacy.keys import PURPOSES, KeyFileError, load_key_file, new_key, write_key_file
+from pipelines.settings import Settings
+from privacy.keys import PURPOSES, load_key_file, new_key, write_key_file
 
 # typer (0.2x) vendors click and exports no name for its usage error: take it from BadParameter.
 USAGE_ERROR: type[Exception] = typer.BadParameter.__mro__[1]
-
-# Exit codes promised in interfaces.md section 5.
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REJECTIONS = 0, 1, 2, 3
 
 app = typer.Typer(
     help="cri-overlap: link pseudonymised CRI arrears extracts, propose joint payment plans, "
@@ -60,37 +62,13 @@ app.add_typer(certs_app, name="certs")
 out = Console()
 err = Console(stderr=True)
 
-# Failures a user can fix; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    KeyFileError,
-    PseudonymiseError,
-    ContractError,
-    ContractRunnerError,  # the check itself failed: say so in one line, exit 1
-    CmsError,
-    FileNotFoundError,
-    IngestFault,  # the machine failed, not the data: one line, exit 1, landing untouched
-    DataDirBusy,  # another run holds the data directory
-)
 
-
-def _stage_errors() -> tuple[type[Exception], ...]:
-    """Failures of a run that stop it before publishing (imported lazily: heavy modules)."""
-    from pipelines.link import LinkError
-    from pipelines.plans import PlanError
-    from pipelines.publish import PublishError
-    from pipelines.run import RunFailed
-    from pipelines.signals import SignalError
-    from pipelines.stage_contracts import StageContractError
-
-    return (LinkError, PlanError, PublishError, RunFailed, SignalError, StageContractError)
-
-
-class CliFailure(Exception):
+class CliFailure(CriError):
     """A failure reported as one line with a chosen exit code."""
 
     def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
         super().__init__(message)
-        self.code = code
+        self.exit_code = code
 
 
 def _parse_date(value: str) -> dt.date:
@@ -148,6 +126,11 @@ def _progress(quiet: bool, description: str, total: int):
     """A progress bar on stderr (or nothing with --quiet); yields an `advance_to(n)` callable."""
     if quiet:
         yield lambda _done: None
+        return
+    if not err.is_terminal:  # a log, not a screen: one line when done
+        begin = time.perf_counter()
+        yield lambda _done: None
+        out.print(f"[dim]{description}: done in {time.perf_counter() - begin:.1f} s[/dim]")
         return
     columns = (
         TextColumn("{task.description}"),
@@ -267,19 +250,19 @@ def ingest(
     from pipelines.lock import data_dir_lock
     from pipelines.recovery import recover
 
-    root = resolve_data_dir(data_dir)
-    with data_dir_lock(root, what=f"ingest --date {date}"):
-        recover(root, resolve_landing(landing, root))
+    settings = Settings.resolve(data_dir=data_dir, landing_dir=landing, workers=workers)
+    with data_dir_lock(settings.data_dir, what=f"ingest --date {date}"):
+        recover(settings.data_dir, settings.landing)
         outcomes = ingest_date(
             date,
-            data_dir=root,
-            landing=resolve_landing(landing, root),
+            data_dir=settings.data_dir,
+            landing=settings.landing,
             on_dataset=None if quiet else _print_outcome,
             workers=workers,
         )
     if not outcomes:
         raise CliFailure(
-            f"{resolve_landing(landing, root) / date.isoformat()}: no deliveries "
+            f"{settings.layout.landing_date(date)}: no deliveries "
             "for this date; check --date and --landing"
         )
     if any(o.rejected for o in outcomes):
@@ -329,19 +312,14 @@ def run(
     Exit 0 all datasets accepted and published; 3 published, but one or more datasets were
     rejected, missing or stale (carried forward); 1 failed, nothing published; 2 usage error.
     """
-    from pipelines.run import run_night
-
-    root = resolve_data_dir(data_dir)
-    summary = run_night(
-        date,
-        data_dir=root,
-        landing=resolve_landing(landing, root),
-        hub_key_path=hub_key,
+    settings = Settings.resolve(
+        data_dir=data_dir,
+        landing_dir=landing,
+        hub_key_file=hub_key,
+        certs_dir=certs,
         workers=workers,
-        certs=certs,
-        on_dataset=None if quiet else _print_outcome,
-        on_stage=None if quiet else _print_stage,
     )
+    summary = _run_with_progress(date, settings, quiet)
     if not quiet:
         link = summary.link
         out.print(
@@ -367,7 +345,7 @@ def incomplete_lines(summary: RunSummary) -> list[str]:
             "every dataset was carried forward or left out"
         )
     if summary.rejected:
-        names = ", ".join(printable(f"{o.partner}/{o.dataset}") for o in summary.rejected)
+        names = ", ".join(printable(f"{o['partner']}/{o['dataset']}") for o in summary.rejected)
         lines.append(
             f"published, but rejected: {names} (see quarantine/{summary.run_date.isoformat()}/)"
         )
@@ -416,8 +394,80 @@ def _print_signals(summary: RunSummary) -> None:
     )
 
 
-def _print_stage(name: str, seconds: float) -> None:
-    out.print(f"[dim]{name} done in {seconds:.1f} s[/dim]")
+def _run_with_progress(
+    run_date: dt.date, settings: Settings, quiet: bool, *, show_datasets: bool = True
+) -> RunSummary:
+    """`run_night` with its progress shown: a live line per stage on a terminal (with the
+    datasets checked so far during ingest), one line per finished stage otherwise; a failure of
+    a stage before publish says that nothing was published."""
+    from pipelines.run import run_night
+
+    progress = StageProgress(quiet, show_datasets=show_datasets)
+    try:
+        with progress:
+            return run_night(
+                run_date,
+                settings=settings,
+                on_dataset=None if quiet else progress.dataset,
+                on_stage=None if quiet else progress.done,
+                on_stage_start=None if quiet else progress.start,
+            )
+    except CriError as exc:
+        if isinstance(exc, DataDirBusy | CliFailure) or not getattr(exc, "nothing_published", True):
+            raise
+        raise CliFailure(f"{exc.one_line()}; nothing published") from exc
+
+
+class StageProgress:
+    """Where a night's run is: on a terminal a transient bar over the stages (stderr), and on
+    any output one line per finished stage (stdout), so that a log of `make demo` or a cron job
+    shows progress too."""
+
+    def __init__(self, quiet: bool, *, show_datasets: bool = True) -> None:
+        from pipelines.stages import STAGE_NAMES
+
+        self.show_datasets = show_datasets
+        self.names = STAGE_NAMES
+        self.live = not quiet and err.is_terminal
+        self.progress: Progress | None = None
+        self.task: Any = None
+        self.datasets = 0
+
+    def __enter__(self) -> StageProgress:
+        if self.live:
+            self.progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=err,
+                transient=True,
+            )
+            self.progress.__enter__()
+            self.task = self.progress.add_task("starting", total=len(self.names))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.__exit__(None, None, None)
+
+    def start(self, name: str) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"{name}…")
+
+    def dataset(self, outcome: IngestOutcome) -> None:
+        self.datasets += 1
+        if self.show_datasets:
+            _print_outcome(outcome)
+        if self.progress is not None:
+            self.progress.update(self.task, description=f"ingest: {self.datasets} datasets checked")
+
+    def done(self, name: str, seconds: float) -> None:
+        position = self.names.index(name) + 1
+        out.print(f"[dim][{position}/{len(self.names)}] {name} done in {seconds:.1f} s[/dim]")
+        if self.progress is not None:
+            self.progress.update(self.task, completed=position)
 
 
 def plans_table(plans: PlanSummary) -> Table:
@@ -448,17 +498,14 @@ def overlap_table(snapshot: Path, run_date: dt.date) -> Table:
     """Persons by number of partners with arrears, from the published snapshot."""
     import duckdb
 
+    from pipelines.sql import query
+
     with duckdb.connect(str(snapshot), read_only=True) as con:
-        rows = con.execute(
-            "select n_partners, persons from overlap_counts where run_date = $d "
-            "order by n_partners",
-            {"d": run_date},
-        ).fetchall()
-        pairs = con.execute(
-            "select partner_a || ' + ' || partner_b, persons from overlap_pairs "
-            "where run_date = $d order by persons desc limit 5",
-            {"d": run_date},
-        ).fetchall()
+        rows = query(con, "cli/overlap_by_partners", {"run_date": run_date}).fetchall()
+        pairs = [
+            (pair, persons)
+            for persons, pair in query(con, "cli/top_pairs", {"run_date": run_date}).fetchall()
+        ]
     table = Table(
         "partners with arrears", "persons", "top pairs", "persons", title=f"overlap {run_date}"
     )
@@ -538,39 +585,41 @@ def demo(
     seed: int = 7,
     quiet: QuietOption = False,
 ) -> None:
-    """Synth + pseudonymise + run (ingest, link, publish) on a small default, then a summary."""
-    from pipelines.demo import ensure_demo_certificates, run_demo
-
-    root = resolve_data_dir(data_dir)
+    """Synth + pseudonymise + run every stage on a small default, then a summary."""
+    from pipelines.demo import deliver_demo_night, demo_settings, ensure_demo_certificates
     from pipelines.reference import gemeenten as reference_gemeenten
 
+    settings = demo_settings(Settings.resolve(data_dir=data_dir).data_dir)
+    root = settings.data_dir
+    extract_date = date or dt.date.today()
     with _progress(
         quiet, "demo: issuing gemeente certificates (first run only)", len(reference_gemeenten())
     ) as advance:
         ensure_demo_certificates(root, on_progress=advance)
-    with _progress(quiet, "demo: synthesising persons", persons) as advance:
-        summary = run_demo(
-            root,
-            persons=persons,
-            extract_date=date or dt.date.today(),
-            seed=seed,
-            on_progress=advance,
+    with _progress(quiet, "demo: synthesising and pseudonymising persons", persons) as advance:
+        landing, deliveries = deliver_demo_night(
+            root, persons=persons, extract_date=extract_date, seed=seed, on_progress=advance
         )
+    night = _run_with_progress(extract_date, settings, quiet, show_datasets=False)
     table = Table(
         "partner",
         "dataset",
         "rows delivered",
         "invalid BSNs",
         "hub intake",
-        title=f"demo night {summary.extract_date} ({summary.persons:,} persons)",
+        title=f"demo night {extract_date} ({persons:,} persons)",
     )
-    intake = {(o.partner, o.dataset): o for o in summary.run.outcomes}
-    for result in summary.deliveries:
+    intake = {(o["partner"], o["dataset"]): o for o in night.outcomes}
+    for result in deliveries:
         outcome = intake.get((result.partner, result.dataset))
         if outcome is None:
             verdict = "not ingested"
         else:
-            verdict = f"rejected: {outcome.rule}" if outcome.rejected else outcome.status
+            verdict = (
+                f"rejected: {outcome['rule']}"
+                if outcome["status"] == "rejected"
+                else outcome["status"]
+            )
         table.add_row(
             result.partner,
             result.dataset,
@@ -579,36 +628,44 @@ def demo(
             verdict,
         )
     out.print(table)
-    out.print(overlap_table(summary.run.snapshot, summary.extract_date))
-    out.print(plans_table(summary.run.plans))
-    _print_signals(summary.run)
-    out.print(f"landing zone: {summary.landing}")
-    out.print(f"analysts' database: {summary.run.snapshot}")
-    delivered = summary.run.delivery.delivered
+    out.print(overlap_table(night.snapshot, extract_date))
+    out.print(plans_table(night.plans))
+    _print_signals(night)
+    out.print(f"landing zone: {landing}")
+    out.print(f"analysts' database: {night.snapshot}")
+    _print_demo_next_steps(night, settings)
+
+
+def _print_demo_next_steps(night: RunSummary, settings: Settings) -> None:
+    """How to open a gemeente's file, and how to run the next night on the demo's hub."""
+    delivered = night.delivery.delivered
+    gemeente_side = settings.layout.gemeente_side
     if delivered:
         code = "GM0363" if "GM0363" in delivered else delivered[0]
-        keys = root / "gemeente-side" / "keys"
+        keys = gemeente_side / "keys"
         out.print(
             f"open {code}'s signals as that gemeente would:\n  cri-overlap open-signals "
-            f"{summary.run.signals.outbox / code / 'signals.csv.p7m'} --key {keys / code}.key "
-            f"--cert {keys / code}.crt --ca {keys / 'ca.crt'}",
+            f"{night.signals.outbox / code / 'signals.csv.p7m'} --key {keys / code}.key "
+            f"--cert {keys / code}.crt --ca {keys / 'ca.crt'} "
+            f"--out {gemeente_side / code / f'signals-{night.run_date}.csv'}",
             soft_wrap=True,
             highlight=False,
         )
-    out.print(f"run report (open in a browser): {summary.run.report.resolve()}")
+    out.print(
+        "run a night on this hub yourself:\n  cri-overlap run --date YYYY-MM-DD "
+        f"--data-dir {settings.data_dir} --hub-key {settings.hub_key_file} "
+        f"--certs {settings.certs}",
+        soft_wrap=True,
+        highlight=False,
+    )
+    out.print(f"run report (open in a browser): {night.report.resolve()}")
 
 
 def main() -> None:
     """Entry point. Typer handles usage errors (exit 2) and --help; failures a user can fix
-    become one line and exit 1 (or the code the command chose); so do resource faults (disk full,
-    file size or open-file limits, permissions, out of memory): one line saying what happened and
-    what to do. Anything else is a bug and keeps its traceback."""
-
-    def is_stage_error(exc: Exception) -> bool:
-        try:
-            return isinstance(exc, _stage_errors())
-        except (ImportError, OSError, MemoryError):  # no files or memory left to import them
-            return False
+    (`pipelines.errors.explain`) become one line and their exit code; so do resource faults
+    (disk full, file size or open-file limits, permissions, out of memory): one line saying what
+    happened and what to do. Anything else is a bug and keeps its traceback."""
 
     def fail(line: str) -> None:
         # Plain write, not rich: printing must not need an import, a file or much memory.
@@ -631,22 +688,11 @@ def main() -> None:
         _exit(EXIT_FAILED)
     except SystemExit as done:
         _exit(done.code if isinstance(done.code, int) else EXIT_FAILED if done.code else EXIT_OK)
-    except CliFailure as failure:
-        err.print(f"error: {one_line(failure)}", highlight=False, soft_wrap=True, markup=False)
-        _exit(failure.code)
-    except USER_ERRORS as exc:
-        err.print(f"error: {one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
-        _exit(EXIT_FAILED)
     except Exception as exc:
-        if is_stage_error(exc):
-            suffix = "; nothing published" if getattr(exc, "nothing_published", True) else ""
-            err.print(
-                f"error: {one_line(exc)}{suffix}",
-                highlight=False,
-                soft_wrap=True,
-                markup=False,
-            )
-            _exit(EXIT_FAILED)
+        explained = explain(exc)
+        if explained is not None:  # a failure the user can act on (pipelines.errors)
+            err.print(f"error: {one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
+            _exit(explained[1])
         line = describe_fault(exc)
         if line is None:
             raise

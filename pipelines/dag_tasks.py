@@ -1,187 +1,96 @@
-"""Adapters between the Airflow DAG's tasks and the stage functions.
+"""The Airflow side of `pipelines.stages`: one function per kind of task, no business logic.
 
-Airflow passes small JSON values between tasks (XCom); these functions turn them into calls of
-the same stage functions the CLI uses (`pipelines.run`), log one line a person can read, and
-return small JSON values again. No Airflow imports here, no business logic: that stays in the
-stage modules.
+Airflow hands small JSON values between tasks (XCom). A stage's task rebuilds the `Night` from
+its upstream's value, runs the stage through `stages.run_stage` (the same call the CLI makes) and
+returns the night's JSON part again. A stage with a `fan_out` becomes a listing task and one
+mapped task per item; the next stage's task collects their outcome records (and counts their
+time as the stage's).
 
-Each task holds the data directory's lock while it works (the mapped ingest tasks of a night
-share it), waiting up to `LOCK_WAIT_SECONDS` for a CLI run to finish; the first task tidies
-what a killed run left behind.
+Each task holds the data directory's lock while it works (the mapped tasks of a night share it),
+waiting up to `LOCK_WAIT_SECONDS` for a CLI run to finish; the listing task tidies what a killed
+run left behind. No Airflow imports here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
+from pipelines.night import Night
+from pipelines.settings import Settings
+from pipelines.stages import STAGE_NAMES, prepare, record_stage, run_stage, stage_named
 
 LOCK_WAIT_SECONDS = 30 * 60
 
 
-def _lock(settings: dict[str, Any], what: str, *, shared: bool = False) -> AbstractContextManager:
+def _lock(settings: Settings, what: str, *, shared: bool = False) -> AbstractContextManager:
     from pipelines.lock import data_dir_lock
 
     return data_dir_lock(
-        settings["data_dir"],
+        settings.data_dir,
         what=f"Airflow task {what}",
         wait_seconds=LOCK_WAIT_SECONDS,
         shared=shared,
     )
 
 
-def find_deliveries(run_date: dt.date, settings: dict[str, Any]) -> list[dict]:
-    """Tidy up after a killed run, then list the night's datasets (one mapped task each)."""
-    from pipelines.ingest import discover
-    from pipelines.recovery import recover
+def list_items(stage: str, run_date: dt.date, params: dict[str, Any] | None) -> list[dict]:
+    """The listing task of a fan-out stage: tidy up after a killed run, then list the items
+    (one mapped task each)."""
     from pipelines.run import refuse_future
 
     refuse_future(run_date)
-    with _lock(settings, f"find_deliveries {run_date}"):
-        recovered = recover(settings["data_dir"], settings["landing"]).rejections_of(run_date)
-        found = discover(Path(settings["landing"]) / run_date.isoformat())
-    # A rejection a killed run left half-way is this run's (see `run.run_night`).
-    finished = [
-        {"folder": folder.parent.name, "dataset": folder.name, "recovered": str(folder)}
-        for folder in recovered
-    ]
-    return finished + [{"folder": d.partner_folder, "dataset": d.dataset} for d in found]
+    night = Night(run_date, Settings.from_params(params))
+    fan_out = stage_named(stage).fan_out
+    assert fan_out is not None, stage
+    with _lock(night.settings, f"{fan_out.list_task} {run_date}"):
+        night.recovered = prepare(night)
+        return fan_out.list_items(night)
 
 
-def ingest_one(delivery: dict, run_date: dt.date, settings: dict[str, Any]) -> dict:
-    """Ingest one dataset; a rejection is a result, not a task failure."""
-    from pipelines.ingest import discover, ingest_delivery, outcome_from_quarantine
-    from pipelines.run import outcome_record
-
-    if "recovered" in delivery:
-        outcome = outcome_from_quarantine(Path(delivery["recovered"]))
-        log.warning(outcome.summary())
-        return outcome_record(outcome)
-    with _lock(settings, f"ingest {run_date}", shared=True):
-        matching = [
-            d
-            for d in discover(Path(settings["landing"]) / run_date.isoformat())
-            if (d.partner_folder, d.dataset) == (delivery["folder"], delivery["dataset"])
-        ]
-        if not matching:
-            log.warning("%s/%s is no longer in the landing zone", *delivery.values())
-            return {
-                **delivery,
-                "partner": delivery["folder"],
-                "status": "gone",
-                "rows": None,
-                "rule": None,
-                "unchanged_since": None,
-                "summary": "no longer delivered",
-            }
-        outcome = ingest_delivery(matching[0], run_date=run_date, data_dir=settings["data_dir"])
-    (log.warning if outcome.rejected else log.info)(outcome.summary())
-    return outcome_record(outcome)
-
-
-def link_stage(run_date: dt.date, settings: dict[str, Any], outcomes: list[dict]) -> dict:
-    from pipelines.run import finish_pending, hub_key, link_stage
-
-    start = time.perf_counter()
-    with _lock(settings, f"link {run_date}"):
-        finish_pending(settings["data_dir"], hub_key(settings["hub_key"]))
-        selection, result = link_stage(
-            run_date,
-            settings["data_dir"],
-            hub_key(settings["hub_key"]),
-            deliveries_found=len(outcomes),
-        )
-    log.info(
-        "linked %s claims of %s persons; %s at 2+ partners",
-        result.claims,
-        result.persons,
-        result.persons_multi,
-    )
-    for line in [f"carried forward: {c.describe()}" for c in selection.stale] + [
-        f"left out: {c.label}" for c in selection.left_out
-    ]:
-        log.warning(line)
-    return {
-        "claims": result.claims,
-        "persons": result.persons,
-        "persons_multi": result.persons_multi,
-        "partners": result.partners,
-        "stale": [c.describe() for c in selection.stale],
-        "left_out": [c.label for c in selection.left_out],
-        "seconds": round(time.perf_counter() - start, 2),
-    }
-
-
-def plans_stage(run_date: dt.date, settings: dict[str, Any]) -> dict:
-    from pipelines.run import plans_stage
-
-    start = time.perf_counter()
-    with _lock(settings, f"plans {run_date}"):
-        summary = plans_stage(run_date, settings["data_dir"])
-    log.info("plans: %s", summary.outcomes)
-    return {"outcomes": summary.outcomes, "seconds": round(time.perf_counter() - start, 2)}
-
-
-def signals_stage(run_date: dt.date, settings: dict[str, Any]) -> dict:
-    from pipelines.run import hub_key, signals_stage
-
-    start = time.perf_counter()
-    with _lock(settings, f"signals {run_date}"):
-        summary = signals_stage(run_date, settings["data_dir"], hub_key(settings["hub_key"]))
-    log.info("signals: %s for %s gemeenten", summary.signals, len(summary.gemeenten))
-    return {"signals": summary.signals, "seconds": round(time.perf_counter() - start, 2)}
-
-
-def publish_stage(
-    run_date: dt.date,
-    settings: dict[str, Any],
-    outcomes: list[dict],
-    started: dt.datetime,
+def run_item(
+    stage: str, item: dict[str, Any], run_date: dt.date, params: dict[str, Any] | None
 ) -> dict:
-    from pipelines.delivery import certs_dir
-    from pipelines.publish import publish
-    from pipelines.run import commit_and_deliver, hub_key
-
-    start = time.perf_counter()
-    with _lock(settings, f"publish {run_date}"):
-        delivery, rederived = commit_and_deliver(
-            run_date,
-            settings["data_dir"],
-            hub_key(settings["hub_key"]),
-            certs_dir(settings["certs"], settings["data_dir"]),
-            started=started,
-            outcomes=outcomes,
-        )
-        snapshot = publish(settings["data_dir"])
-    if delivery.note:
-        log.warning(delivery.note)
-    log.info(
-        "published %s; signals delivered to %s gemeenten, %s waiting; derived again: %s",
-        snapshot,
-        len(delivery.delivered),
-        len(delivery.waiting),
-        ", ".join(map(str, rederived)) or "none",
-    )
-    return {
-        "snapshot": str(snapshot),
-        "delivered": delivery.delivered,
-        "waiting": delivery.waiting,
-        "note": delivery.note,
-        "seconds": round(time.perf_counter() - start, 2),
-    }
+    """One mapped task of a fan-out stage; its outcome record, with the seconds it took."""
+    night = Night(run_date, Settings.from_params(params))
+    fan_out = stage_named(stage).fan_out
+    assert fan_out is not None, stage
+    begin = time.perf_counter()
+    with _lock(night.settings, f"{stage} {run_date}", shared=True):
+        record = fan_out.run_item(night, item)
+    return {**record, "seconds": round(time.perf_counter() - begin, 2)}
 
 
-def report_stage(
-    run_date: dt.date, settings: dict[str, Any], outcomes: list[dict], timings: dict[str, float]
-) -> str:
-    from pipelines.report import write_report
+def run_task(
+    stage: str,
+    upstream: Any,
+    run_date: dt.date,
+    params: dict[str, Any] | None,
+    started: dt.datetime,
+) -> dict[str, Any]:
+    """The task of one stage: the night so far (from the upstream task), the stage, the night
+    again for the next task."""
+    settings = Settings.from_params(params)
+    night = _night_from(stage, upstream, run_date, settings, started)
+    with _lock(settings, f"{stage} {run_date}"):
+        run_stage(stage_named(stage), night)
+    return night.to_xcom()
 
-    with _lock(settings, f"report {run_date}"):
-        path = write_report(settings["data_dir"], run_date, stage_seconds=timings)
-    log.info("run report: %s", path)
-    return str(path)
+
+def _night_from(
+    stage: str, upstream: Any, run_date: dt.date, settings: Settings, started: dt.datetime
+) -> Night:
+    """From the upstream's night; after a fan-out, from its outcome records (recorded as that
+    stage's result, with the sum of the mapped tasks' time)."""
+    if isinstance(upstream, dict) and "run_date" in upstream:
+        return Night.from_xcom(upstream, settings)
+    night = Night(run_date, settings, started=started)
+    previous = STAGE_NAMES.index(stage) - 1
+    if previous >= 0 and upstream is not None:
+        records = [dict(r) for r in upstream]
+        seconds = sum(r.pop("seconds", 0.0) for r in records)
+        night.outcomes = records
+        record_stage(stage_named(STAGE_NAMES[previous]), night, records, seconds)
+    return night

@@ -13,7 +13,8 @@ record of what was delivered that the cool-down reads. A run killed before that 
 nothing and counts nothing as sent; one killed between the two has its delivery recorded at the
 next start (`ledger.complete_from_outbox`).
 
-Certificates come from a directory (`--certs`, `CRI_CERTS_DIR`, default `<data>/certs`):
+Certificates come from a directory (`Settings.certs`: `--certs`, `CRI_CERTS_DIR`, default
+`<data>/certs`):
 `hub.crt` + `hub.key` (the hub's signing pair) and `gemeenten/<GMxxxx>.crt`. A gemeente without a
 certificate gets no encrypted file: its plain signals stay in the outbox and the run says so, so
 they wait and are not lost; delivering again after the certificate arrives is safe.
@@ -23,24 +24,24 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.carry_forward import Selection
 from pipelines.faults import kill_point
-from pipelines.fileio import replace_atomically, temporary_sibling, write_json_atomically
-from pipelines.ledger import DELIVERY_RECORD, ledger_dates, new_delivery, record
+from pipelines.fileio import replace_atomically, temporary_sibling
+from pipelines.layout import Layout
+from pipelines.ledger import ledger_dates, new_delivery, record
 from pipelines.plans import write_partner_exports
 from pipelines.policy import load_policy
-from pipelines.recovery import swap_in, work_folder
+from pipelines.records import DELIVERY_RECORD, write_record
+from pipelines.recovery import fresh_folder, swap_in
 from pipelines.signals import signal_file_rows, write_signal_files
 from privacy.cms import load_certificate, load_private_key, sign_and_encrypt
 from privacy.keys import KeyMaterial
 
 log = logging.getLogger(__name__)
 
-CERTS_ENV = "CRI_CERTS_DIR"
 MESSAGE_NAME = "signals.csv.p7m"
 
 
@@ -83,13 +84,6 @@ def decide(data_dir: Path, run_date: dt.date, selection: Selection) -> DeliveryD
     return DeliveryDecision(True, True)
 
 
-def certs_dir(explicit: Path | None, data_dir: Path) -> Path:
-    if explicit is not None:
-        return Path(explicit)
-    env = os.environ.get(CERTS_ENV)
-    return Path(env) if env else Path(data_dir) / "certs"
-
-
 def deliver_night(
     data_dir: Path,
     run_date: dt.date,
@@ -104,7 +98,8 @@ def deliver_night(
     if not decision.outbox:
         log.info("outbox %s: %s", run_date, decision.note)
         return DeliveryReport(note=decision.note)
-    work = work_folder(data_dir, "outbox", run_date.isoformat())
+    layout = Layout(data_dir)
+    work = fresh_folder(layout.outbox_work(run_date))
     write_partner_exports(folder, work, run_date)
     delivered: list[str] = []
     waiting: list[str] = []
@@ -119,9 +114,9 @@ def deliver_night(
         encrypted_for=delivered,
         waiting_for_certificate=waiting,
     )
-    write_json_atomically(work / DELIVERY_RECORD, delivery)
+    write_record(work / DELIVERY_RECORD, delivery)
     kill_point("outbox_built")
-    swap_in(work, Path(data_dir) / "outbox" / run_date.isoformat())
+    swap_in(work, layout.outbox_date(run_date))
     kill_point("after_outbox")
     if decision.signals:
         record(data_dir, folder, delivery)

@@ -3,7 +3,7 @@
 It plays both sides on one machine: it makes the partners' linkage key and the hub key (kept in
 `<data>/keys/`, never in the repo), synthesises raw extracts into `<data>/partner-side/`, runs
 the partner tool on every extract into the landing zone, then runs the hub's nightly run
-(`run_night`: ingest, link, publish) on that night.
+(`run_night`: every stage) on that night.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.layout import Layout
 from pipelines.pseudonymise import PseudonymiseResult, pseudonymise_extract
 from pipelines.reference import gemeenten
 from pipelines.run import RunSummary, run_night
+from pipelines.settings import Settings
 from pipelines.synth import synth
 from privacy.cms import create_demo_certificates
 from privacy.keys import KeyMaterial, load_key_file, new_key, write_key_file
@@ -33,7 +35,8 @@ class DemoSummary:
 
 def demo_certs(data_dir: Path) -> tuple[Path, Path]:
     """(hub-side certificates, gemeente-side keys) of the demo."""
-    return Path(data_dir) / "certs", Path(data_dir) / "gemeente-side" / "keys"
+    layout = Layout(data_dir)
+    return layout.certs, layout.gemeente_side / "keys"
 
 
 def ensure_demo_certificates(
@@ -49,7 +52,7 @@ def ensure_demo_certificates(
 
 
 def demo_key_path(data_dir: Path, purpose: str) -> Path:
-    return Path(data_dir) / "keys" / f"{purpose}.key.json"
+    return Layout(data_dir).demo_key(purpose)
 
 
 def demo_key(data_dir: Path, purpose: str) -> KeyMaterial:
@@ -60,21 +63,21 @@ def demo_key(data_dir: Path, purpose: str) -> KeyMaterial:
     return load_key_file(path, purpose)
 
 
-def run_demo(
+def deliver_demo_night(
     data_dir: Path,
     *,
     persons: int,
     extract_date: dt.date,
     seed: int,
     on_progress: Callable[[int], None] | None = None,
-) -> DemoSummary:
-    """Synthesise and pseudonymise one night's deliveries into `<data_dir>/landing/<date>/`,
-    then run the night: ingest, link and publish `<data_dir>/warehouse/analytics.duckdb`."""
+) -> tuple[Path, list[PseudonymiseResult]]:
+    """The partners' side of a demo night: synthesise raw extracts and pseudonymise each into
+    `<data_dir>/landing/<date>/<PARTNER>/`. Returns the landing folder and the deliveries."""
     data_dir = Path(data_dir)
     linkage_key = demo_key(data_dir, "linkage")
     demo_key(data_dir, "hub")
     raw_dir = data_dir / "partner-side" / extract_date.isoformat()
-    landing = data_dir / "landing" / extract_date.isoformat()
+    landing = Layout(data_dir).landing_date(extract_date)
     raw = synth(
         raw_dir, extract_date=extract_date, persons=persons, seed=seed, on_progress=on_progress
     )
@@ -84,11 +87,31 @@ def run_demo(
         )
         for (partner, _dataset), (path, _rows) in raw.files.items()
     ]
-    night = run_night(
-        extract_date,
+    return landing, deliveries
+
+
+def demo_settings(data_dir: Path) -> Settings:
+    """The hub's settings for the demo: its own key and certificates, under `data_dir`."""
+    return Settings.resolve(
         data_dir=data_dir,
-        hub_key_path=demo_key_path(data_dir, "hub"),
+        landing_dir=Layout(data_dir).landing,
+        hub_key_file=demo_key_path(data_dir, "hub"),
+        certs_dir=demo_certs(data_dir)[0],
         workers=os.cpu_count() or 1,
-        certs=demo_certs(data_dir)[0],
     )
+
+
+def run_demo(
+    data_dir: Path,
+    *,
+    persons: int,
+    extract_date: dt.date,
+    seed: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> DemoSummary:
+    """Deliver one demo night (`deliver_demo_night`), then run the hub's night on it."""
+    landing, deliveries = deliver_demo_night(
+        data_dir, persons=persons, extract_date=extract_date, seed=seed, on_progress=on_progress
+    )
+    night = run_night(extract_date, settings=demo_settings(data_dir))
     return DemoSummary(extract_date, persons, landing, deliveries, night)

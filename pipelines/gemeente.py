@@ -1,5 +1,5 @@
 """The gemeente side of signal delivery: open a `signals.csv.p7m`, verify it came from the hub,
-check it against its manifest, and write the plain CSV.
+check it against its manifest, and write the plain CSV next to the message (or to `--out`).
 
 This is what `cri-overlap open-signals` runs; a gemeente can do the same with stock `openssl cms`
 (see `privacy/cms.py`). The manifest (`signals.manifest.json`, delivered next to the message)
@@ -9,11 +9,11 @@ holds no personal data: gemeente code, run date, row count, sha256 and rules ver
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.fileio import replace_atomically, temporary_sibling
+from pipelines.records import export_manifest_path, read_json
 from privacy.cms import CmsError, decrypt, load_certificate, load_private_key, verify_with_openssl
 
 
@@ -31,10 +31,10 @@ def open_signal_file(
     """Decrypt with the gemeente's key, verify the hub's signature against the CA, check the
     sha256 and row count of the manifest next to the message, and write the CSV."""
     message = Path(message)
-    manifest_path = message.with_name("signals.manifest.json")
+    manifest_path = export_manifest_path(message)
     if not manifest_path.is_file():
         raise CmsError(f"{manifest_path}: the manifest delivered with the signals is missing")
-    manifest = json.loads(manifest_path.read_text("utf-8"))
+    manifest = read_json(manifest_path)
     content = verify_with_openssl(
         decrypt(message.read_bytes(), load_certificate(cert), load_private_key(key)), Path(ca)
     )
@@ -43,10 +43,12 @@ def open_signal_file(
     rows = content.count(b"\n") - 1
     if rows != manifest["row_count"]:
         raise CmsError(f"{message}: {rows} rows but the manifest says {manifest['row_count']}")
+    # Plaintext goes where the gemeente put the message (its own folder), never into
+    # whatever folder the command happened to be run from.
     target = (
         Path(out)
         if out
-        else Path.cwd() / (f"signals-{manifest['gemeente_code']}-{manifest['run_date']}.csv")
+        else message.with_name(f"signals-{manifest['gemeente_code']}-{manifest['run_date']}.csv")
     )
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(target)

@@ -141,9 +141,13 @@ class Layout:
         """Great Expectations' validation results of the datasets a date accepted."""
         return self.report_date(date) / "validation"
 
+    @property
+    def pending(self) -> Path:
+        """Markers of dates whose later dates are being derived again (`commit.finish_pending`)."""
+        return self.linked / ".pending"
+
     def pending_marker(self, date: dt.date | str) -> Path:
-        """See `run.finish_pending`."""
-        return self.linked / ".pending" / _day(date)
+        return self.pending / _day(date)
 
     def demo_key(self, purpose: str) -> Path:
         return self.keys / f"{purpose}.key.json"

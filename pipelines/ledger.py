@@ -15,28 +15,27 @@ two leaves an outbox whose delivery is not in the ledger; `complete_from_outbox`
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import shutil
 from pathlib import Path
 
-from pipelines.fileio import write_json_atomically
+from pipelines.layout import DATE_GLOB, Layout
+from pipelines.records import DELIVERY_RECORD, read_json, write_record
 
 log = logging.getLogger(__name__)
 
 LEDGER_TABLES = ("signals", "signal_monitoring")
-DELIVERY_RECORD = "delivery.json"
 
 
 def ledger_root(data_dir: Path) -> Path:
-    return Path(data_dir) / "ledger"
+    return Layout(data_dir).ledger
 
 
 def ledger_dates(data_dir: Path) -> list[dt.date]:
     """Dates with at least one recorded delivery of signal files, oldest first."""
     dates = set()
-    for record in ledger_root(data_dir).glob(f"????-??-??/*/{DELIVERY_RECORD}"):
+    for record in ledger_root(data_dir).glob(f"{DATE_GLOB}/*/{DELIVERY_RECORD}"):
         try:
             dates.add(dt.date.fromisoformat(record.parent.parent.name))
         except ValueError:
@@ -48,7 +47,7 @@ def delivered_files(data_dir: Path, table: str, dates: list[dt.date]) -> list[Pa
     """Every recorded delivery's `<table>.parquet` of `dates`, in delivery order per date."""
     files = []
     for date in dates:
-        for folder in sorted((ledger_root(data_dir) / date.isoformat()).glob("[0-9]*")):
+        for folder in sorted(Layout(data_dir).ledger_date(date).glob("[0-9]*")):
             if (folder / DELIVERY_RECORD).is_file() and (folder / f"{table}.parquet").is_file():
                 files.append(folder / f"{table}.parquet")
     return files
@@ -68,7 +67,7 @@ def new_delivery(run_date: dt.date, **facts: object) -> dict:
 def record(data_dir: Path, folder: Path, delivery: dict) -> Path:
     """Append `delivery` (with the signals in the committed `folder`) to the ledger. A new
     folder, renamed into place whole; recording the same delivery again changes nothing."""
-    target = ledger_root(data_dir) / delivery["run_date"] / delivery["delivery_id"]
+    target = Layout(data_dir).ledger_date(delivery["run_date"]) / delivery["delivery_id"]
     if (target / DELIVERY_RECORD).is_file():
         return target
     work = target.with_name(f".{target.name}.tmp")
@@ -76,7 +75,7 @@ def record(data_dir: Path, folder: Path, delivery: dict) -> Path:
     work.mkdir(parents=True)
     for table in LEDGER_TABLES:
         shutil.copyfile(Path(folder) / f"{table}.parquet", work / f"{table}.parquet")
-    write_json_atomically(work / DELIVERY_RECORD, delivery)
+    write_record(work / DELIVERY_RECORD, delivery)
     os.rename(work, target)
     return target
 
@@ -84,14 +83,15 @@ def record(data_dir: Path, folder: Path, delivery: dict) -> Path:
 def complete_from_outbox(data_dir: Path) -> list[Path]:
     """Record the deliveries that reached the outbox but not the ledger (a killed run)."""
     done = []
-    for outbox_record in sorted((Path(data_dir) / "outbox").glob(f"????-??-??/{DELIVERY_RECORD}")):
-        delivery = json.loads(outbox_record.read_text("utf-8"))
+    layout = Layout(data_dir)
+    for outbox_record in sorted(layout.outbox.glob(f"{DATE_GLOB}/{DELIVERY_RECORD}")):
+        delivery = read_json(outbox_record)
         if not delivery.get("signals"):
             continue
-        target = ledger_root(data_dir) / delivery["run_date"] / delivery["delivery_id"]
+        target = layout.ledger_date(delivery["run_date"]) / delivery["delivery_id"]
         if (target / DELIVERY_RECORD).is_file():
             continue
-        linked = Path(data_dir) / "linked" / delivery["run_date"]
+        linked = layout.linked_date(delivery["run_date"])
         done.append(record(data_dir, linked, delivery))
         log.warning(
             "recorded in the ledger the delivery of %s that a killed run left out",

@@ -17,10 +17,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-LOCK_NAME = ".cri-overlap.lock"
+from pipelines.errors import CriError
+from pipelines.layout import Layout
 
 
-class DataDirBusy(Exception):
+class DataDirBusy(CriError):
     """Another run holds the data directory."""
 
 
@@ -42,7 +43,7 @@ def data_dir_lock(
     directory together; any exclusive holder (a whole `run`, a later stage) excludes them."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    path = data_dir / LOCK_NAME
+    path = Layout(data_dir).lock_file
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     handle = os.fdopen(fd, "r+", encoding="utf-8")
     deadline = time.monotonic() + wait_seconds

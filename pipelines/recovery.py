@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.ingest import finish_quarantines
+from pipelines.layout import WORK, Layout
 from pipelines.ledger import complete_from_outbox
 
 log = logging.getLogger(__name__)
 
-SWAPPED_ROOTS = ("linked", "outbox")
-WORK = ".work"
 OLD_SUFFIX = ".old"
 
 
@@ -46,9 +45,10 @@ def swap_in(work: Path, final: Path) -> Path:
     return final
 
 
-def work_folder(data_dir: Path, root: str, name: str) -> Path:
-    """A fresh, empty `<data-dir>/<root>/.work/<name>/` for a stage to build a folder in."""
-    folder = Path(data_dir) / root / WORK / name
+def fresh_folder(folder: Path) -> Path:
+    """Empty `folder` (a work folder such as `Layout.linked_work(date)`) for a stage to build a
+    folder in."""
+    folder = Path(folder)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     return folder
@@ -70,13 +70,13 @@ def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
     """Finish or remove what a killed run left. `landing` (wherever it is, also inside the
     data directory under another name) is never touched."""
     data_dir = Path(data_dir)
-    partners_own = {(data_dir / "landing").resolve()}
+    layout = Layout(data_dir)
+    partners_own = {layout.landing.resolve()}
     if landing is not None:
         partners_own.add(Path(landing).resolve())
-    quarantines = finish_quarantines(data_dir / "quarantine")
+    quarantines = finish_quarantines(layout.quarantine)
     done = [f"finished quarantine {p}" for p in quarantines]
-    for root in SWAPPED_ROOTS:
-        base = data_dir / root
+    for base in layout.swapped_roots:
         if not base.is_dir():
             continue
         for old in base.glob(f".*{OLD_SUFFIX}"):
@@ -87,8 +87,8 @@ def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
                 os.rename(old, final)
                 done.append(f"restored {final}")
     done += [f"recorded a delivery in {p}" for p in complete_from_outbox(data_dir)]
-    for root in ("staging", *SWAPPED_ROOTS, "ledger"):
-        work = data_dir / root / WORK
+    for root in (layout.staging, *layout.swapped_roots, layout.ledger):
+        work = root / WORK
         if work.exists():
             leftovers = any(work.iterdir())
             shutil.rmtree(work, ignore_errors=True)
