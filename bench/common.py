@@ -12,6 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from pipelines.layout import Layout
 from pipelines.pseudonymise import pseudonymise_extract
 from pipelines.synth import GENERATOR_VERSION, synth
 from privacy.keys import load_key_file, new_key, write_key_file
@@ -45,27 +46,29 @@ def national_delivery(persons: int, seed: int = 1, log=print) -> Path:
         return root
     shutil.rmtree(root, ignore_errors=True)
     log(f"generating a delivery of {persons:,} persons (cached in {root})")
-    raw = synth(root / "partner-side", extract_date=BENCH_DATE, persons=persons, seed=seed)
-    key_path = root / "keys" / "linkage.key.json"
+    layout = Layout(root)
+    raw = synth(layout.partner_side, extract_date=BENCH_DATE, persons=persons, seed=seed)
+    key_path = layout.demo_key("linkage")
     write_key_file(new_key("linkage"), key_path)
     key = load_key_file(key_path, "linkage")
     for (partner, _), (path, _) in raw.files.items():
         pseudonymise_extract(
             path,
-            root / "landing" / BENCH_DATE.isoformat() / partner,
+            layout.landing_date(BENCH_DATE) / partner,
             key=key,
             partner=partner,
             extract_date=BENCH_DATE,
         )
-    shutil.rmtree(root / "partner-side")  # raw BSNs are not kept
+    shutil.rmtree(layout.partner_side)  # raw BSNs are not kept
     stamp.write_text(json.dumps(expected))
     return root
 
 
 def fresh_hub(root: Path) -> None:
     """Forget everything the hub derived, keep the landing zone."""
-    for name in ("staging", "quarantine", "reports", "warehouse", "outbox", "linked", "ledger"):
-        shutil.rmtree(root / name, ignore_errors=True)
+    layout = Layout(root)
+    for folder in (*layout.derived_roots, layout.quarantine):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_result(name: str, report: dict) -> Path:

@@ -16,6 +16,7 @@ import duckdb
 from common import BENCH_DATE, fresh_hub, machine, national_delivery, write_result
 
 from pipelines.ingest import ingest_date
+from pipelines.layout import Layout
 
 
 def scan_seconds(landing) -> float:
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     root = national_delivery(args.persons)
-    landing = root / "landing" / BENCH_DATE.isoformat()
+    landing = Layout(root).landing_date(BENCH_DATE)
     rows = sum(sum(1 for _ in p.open("rb")) - 1 for p in landing.glob("*/*.csv"))
 
     scan = min(scan_seconds(landing) for _ in range(2))

@@ -19,6 +19,7 @@ import duckdb
 import psutil
 from common import BENCH_DATE, RESULTS, fresh_hub, machine, national_delivery, write_result
 
+from pipelines.layout import Layout
 from pipelines.run import run_night
 from privacy.keys import new_key, write_key_file
 
@@ -52,7 +53,7 @@ class PeakMemory:
 
 
 def floor_seconds(root: Path) -> float:
-    landing = root / "landing" / BENCH_DATE.isoformat()
+    landing = Layout(root).landing_date(BENCH_DATE)
     claims = sorted(str(p) for p in landing.glob("*/claims.csv"))
     script = (Path(__file__).with_name("floor.sql")).read_text()
     start = time.perf_counter()
@@ -77,7 +78,7 @@ def one_scale(persons: int, workers: int) -> dict:
     root = national_delivery(persons)
     floor = min(floor_seconds(root) for _ in range(2))
     fresh_hub(root)
-    key_path = root / "keys" / "hub.key.json"
+    key_path = Layout(root).demo_key("hub")
     key_path.unlink(missing_ok=True)
     write_key_file(new_key("hub"), key_path)
     start = time.perf_counter()
@@ -86,7 +87,7 @@ def one_scale(persons: int, workers: int) -> dict:
     total = time.perf_counter() - start
     rows = sum(
         sum(1 for _ in p.open("rb")) - 1
-        for p in (root / "landing" / BENCH_DATE.isoformat()).glob("*/*.csv")
+        for p in Layout(root).landing_date(BENCH_DATE).glob("*/*.csv")
     )
     return {
         "persons": persons,

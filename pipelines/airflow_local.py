@@ -78,35 +78,19 @@ def _say(message: str) -> None:
     print(f"airflow_local | {message}", flush=True)
 
 
-def main() -> int:
-    port = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
-    if _port_taken(port):
-        _say(f"port {port} is in use; pick another one, e.g. make airflow AIRFLOW_PORT=8091")
-        return 1
+def _environment(port: int) -> dict[str, str]:
+    """The environment for `airflow standalone`: log-server ports moved off the API port."""
     env = dict(os.environ)
     for key, default in LOG_SERVER_PORTS.items():
         if int(env.get(key, default)) == port:
             env[key] = str(_free_port())
             _say(f"{key} moved to {env[key]} (it was the API port)")
+    return env
 
-    signals: list[int] = []
 
-    def on_signal(signum, frame):
-        signals.append(signum)
-
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
-    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
-    standalone = subprocess.Popen(  # noqa: S603 - our own venv's airflow
-        [airflow, "standalone"], env=env, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    ready = False
-    while standalone.poll() is None and not signals:
-        if not ready and _answers(port):
-            ready = True
-            _say(f"Airflow UI and API at http://localhost:{port}; Ctrl+C stops all of it")
-        time.sleep(0.2)
-
+def _stop(standalone: subprocess.Popen, signals: list[int]) -> None:
+    """Ask once (SIGINT, up to GRACE_SECONDS; a second Ctrl+C skips the wait), then kill every
+    process left in its session."""
     if signals and standalone.poll() is None:
         _say(f"stopping (up to {GRACE_SECONDS} s; Ctrl+C again to kill at once)")
         standalone.send_signal(signal.SIGINT)
@@ -125,6 +109,32 @@ def main() -> int:
     standalone.wait()
     if leftovers:
         _say(f"killed {len(leftovers)} process(es) that did not stop: {leftovers}")
+
+
+def main() -> int:
+    port = int(os.environ.get("AIRFLOW__API__PORT", "8080"))
+    if _port_taken(port):
+        _say(f"port {port} is in use; pick another one, e.g. make airflow AIRFLOW_PORT=8091")
+        return 1
+    env = _environment(port)
+    signals: list[int] = []
+
+    def on_signal(signum, frame):
+        signals.append(signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
+    standalone = subprocess.Popen(  # noqa: S603 - our own venv's airflow
+        [airflow, "standalone"], env=env, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    ready = False
+    while standalone.poll() is None and not signals:
+        if not ready and _answers(port):
+            ready = True
+            _say(f"Airflow UI and API at http://localhost:{port}; Ctrl+C stops all of it")
+        time.sleep(0.2)
+    _stop(standalone, signals)
     _say("stopped")
     return 0 if signals else standalone.returncode
 

@@ -291,6 +291,8 @@ def check_delivery_command(
         )
     for outcome in outcomes:
         _print_outcome(outcome)
+        for line in outcome.detail_lines():  # every broken rule, not only the first
+            out.print(f"    {escape(line)}", highlight=False, soft_wrap=True)
     if any(o.rejected for o in outcomes):
         raise typer.Exit(EXIT_REJECTIONS)
 
@@ -642,7 +644,7 @@ def _print_demo_next_steps(night: RunSummary, settings: Settings) -> None:
     gemeente_side = settings.layout.gemeente_side
     if delivered:
         code = "GM0363" if "GM0363" in delivered else delivered[0]
-        keys = gemeente_side / "keys"
+        keys = settings.layout.gemeente_keys
         out.print(
             f"open {code}'s signals as that gemeente would:\n  cri-overlap open-signals "
             f"{night.signals.outbox / code / 'signals.csv.p7m'} --key {keys / code}.key "
@@ -667,11 +669,6 @@ def main() -> None:
     (disk full, file size or open-file limits, permissions, out of memory): one line saying what
     happened and what to do. Anything else is a bug and keeps its traceback."""
 
-    def fail(line: str) -> None:
-        # Plain write, not rich: printing must not need an import, a file or much memory.
-        sys.stderr.write(f"error: {line}\n")
-        _exit(EXIT_FAILED)
-
     try:
         code = app(standalone_mode=False)
         _exit(code if isinstance(code, int) else EXIT_OK)
@@ -693,15 +690,22 @@ def main() -> None:
         if explained is not None:  # a failure the user can act on (pipelines.errors)
             err.print(f"error: {one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
             _exit(explained[1])
-        line = describe_fault(exc)
-        if line is None:
-            raise
-        fail(line)
+        _fail_on_resource_fault(exc)
+        raise
     except BaseException as exc:  # a Rust panic (pyo3) is a BaseException
-        line = None if isinstance(exc, KeyboardInterrupt) else describe_fault(exc)
-        if line is None:
-            raise
-        fail(line)
+        if not isinstance(exc, KeyboardInterrupt):
+            _fail_on_resource_fault(exc)
+        raise
+
+
+def _fail_on_resource_fault(exc: BaseException) -> None:
+    """Exit with one line when `exc` is a resource fault (disk full, limits, memory); return
+    otherwise (a bug: the caller re-raises it with its traceback)."""
+    line = describe_fault(exc)
+    if line is not None:
+        # Plain write, not rich: printing must not need an import, a file or much memory.
+        sys.stderr.write(f"error: {line}\n")
+        _exit(EXIT_FAILED)
 
 
 def _exit(code: int) -> None:

@@ -1,15 +1,10 @@
-"""Turn an ODCS contract into a Great Expectations suite and run it inside DuckDB.
+"""Run a delivery contract's rules as one Great Expectations suite inside DuckDB.
 
-Every row rule becomes an `UnexpectedRowsExpectation` whose query selects only the `line` of
-offending rows: GX runs it in DuckDB (no pandas copy), counts the rows, and hands back example line
-numbers. No rule ever selects a value, so neither the rejection reason nor the stored validation
-result can leak a pseudonym or a BSN. Rules come from the contract (required, type formats,
-pattern, length, range, unique, `invalidValues`, SQL quality rules) plus the hub's raw-BSN leak
-guard on every text column.
-
-The checked relation is a DuckDB view `delivery` with a `line` column, each column typed as the
-contract says (`try_cast`), and for non-text columns the delivered text as `<column>__text`, so a
-format error is reported as such and never as a confusing range error.
+The rules come from the contract compiler (`pipelines.contract_sql.delivery_rules`): each is an
+`UnexpectedRowsExpectation` whose query selects only the `line` of offending rows, so GX runs it
+in DuckDB (no pandas copy), counts the rows, and hands back example line numbers. No rule ever
+selects a value, so neither the rejection reason nor the stored validation result can leak a
+pseudonym or a BSN.
 
 A GX error (anything in `exception_info`) raises `ContractRunnerError`: a check that could not run
 is a failure of the check, never a verdict on the data.
@@ -19,34 +14,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines.contract_sql import Rule
 from pipelines.contracts import Contract
+from pipelines.errors import CriError
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no telemetry leaves the hub
 
+__all__ = ["ContractReport", "ContractRunnerError", "Rule", "RuleResult", "run_rules"]
+
 EXAMPLE_LINES = 10
-TEXT_SUFFIX = "__text"
-_COUNT_PREFIX = re.compile(r"^\s*select\s+count\(\*\)\s+from\s+", re.IGNORECASE)
 _ABORTED = "transaction is aborted"
-_INTEGER = "-?[0-9]{1,18}"
-_DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
 
-class ContractRunnerError(Exception):
+class ContractRunnerError(CriError):
     """Great Expectations could not evaluate a rule; the data was not judged."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """One check: a stable name partners can look up, a sentence, and the SQL that finds rows."""
-
-    name: str
-    description: str
-    query: str  # GX query: `select line from {batch} where ...`, braces of literals doubled
 
 
 @dataclass(frozen=True)
@@ -77,157 +62,6 @@ class ContractReport:
     @property
     def failures(self) -> list[RuleResult]:
         return [r for r in self.results if not r.passed]
-
-
-def _literal(text: str) -> str:
-    """A SQL string literal, with braces doubled so GX's query formatting leaves it alone."""
-    quoted = "'" + text.replace("'", "''") + "'"
-    return quoted.replace("{", "{{").replace("}", "}}")
-
-
-def _rows_where(condition: str) -> str:
-    return f"select line from {{batch}} where {condition} order by line"
-
-
-def _sql_value(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return _literal(str(value))
-    return str(value)
-
-
-def text_column(name: str, logical_type: str | None) -> str:
-    """The column holding a property's delivered text in the `delivery` view."""
-    return name if logical_type in (None, "string") else f"{name}{TEXT_SUFFIX}"
-
-
-def contract_rules(contract: Contract, *, parameters: dict[str, str]) -> list[Rule]:
-    """The contract's rules as row queries, format and presence first, then values.
-
-    `parameters` fills `$name` placeholders of the contract's SQL rules (e.g. `$partner`,
-    `$extract_date`); values are the hub's own, validated, and inserted as SQL literals because
-    GX cannot bind parameters.
-    """
-    presence: list[Rule] = []
-    values: list[Rule] = []
-    for prop in contract.properties:
-        name, logical = prop.name, prop.logicalType
-        text = text_column(name, logical)
-        column = f'"{name}"'
-        if prop.required:
-            presence.append(
-                Rule(
-                    f"{name}.required",
-                    f"{name} must not be empty",
-                    _rows_where(f'"{text}" is null'),
-                )
-            )
-        fmt = {
-            "integer": (
-                f'regexp_full_match("{text}", {_literal(_INTEGER)})',
-                f"{name} must be a whole number of cents (digits only, no decimals)",
-            ),
-            "date": (
-                f'regexp_full_match("{text}", {_literal(_DATE)}) '
-                f'and try_cast("{text}" as date) is not null',
-                f"{name} must be a date written YYYY-MM-DD",
-            ),
-            "boolean": (
-                f"\"{text}\" in ('true', 'false')",
-                f"{name} must be true or false (lower case)",
-            ),
-        }.get(logical or "string")
-        if fmt:
-            presence.append(
-                Rule(
-                    f"{name}.format",
-                    fmt[1],
-                    _rows_where(f'"{text}" is not null and not ({fmt[0]})'),
-                )
-            )
-        options = prop.logicalTypeOptions or {}
-        if "pattern" in options:
-            values.append(
-                Rule(
-                    f"{name}.pattern",
-                    f"{name} must match {options['pattern']}",
-                    _rows_where(
-                        f"{column} is not null and not regexp_full_match({column}, "
-                        f"{_literal(options['pattern'])})"
-                    ),
-                )
-            )
-        for key, op in (("minLength", "<"), ("maxLength", ">")):
-            if key in options:
-                values.append(
-                    Rule(
-                        f"{name}.{key}",
-                        f"{name} length must be {key} {options[key]}",
-                        _rows_where(f"length({column}) {op} {int(options[key])}"),
-                    )
-                )
-        for key, op, word in (("minimum", "<", "at least"), ("maximum", ">", "at most")):
-            if key in options:
-                values.append(
-                    Rule(
-                        f"{name}.{key}",
-                        f"{name} must be {word} {options[key]}",
-                        _rows_where(f"{column} {op} {_sql_value(options[key])}"),
-                    )
-                )
-        if prop.unique:
-            values.append(
-                Rule(
-                    f"{name}.unique",
-                    f"{name} must be unique within the file",
-                    _rows_where(
-                        f"{column} in (select {column} from {{batch}} "
-                        f"group by {column} having count(*) > 1)"
-                    ),
-                )
-            )
-        for quality in prop.quality or []:
-            values.append(_quality_rule(name, quality, parameters))
-    return presence + values
-
-
-def _quality_rule(column: str, quality: Any, parameters: dict[str, str]) -> Rule:
-    name = f"{column}.{quality.name}"
-    description = quality.description or name
-    if quality.type == "library" and quality.metric == "invalidValues":
-        allowed = ", ".join(_literal(v) for v in quality.arguments["validValues"])
-        return Rule(
-            name,
-            description or f"{column} must be one of the listed values",
-            _rows_where(f'"{column}" is not null and "{column}" not in ({allowed})'),
-        )
-    if quality.type == "sql":
-        if not _COUNT_PREFIX.match(quality.query or "") or "{object}" not in quality.query:
-            raise ContractRunnerError(
-                f"rule {name}: SQL rules must read `select count(*) from {{object}} ...`"
-            )
-        # Contract SQL counts offending rows; listing them is the same query selecting `line`.
-        # GX inserts `{batch}` as `(...) AS subselect`; wrapping it once more keeps an alias
-        # the contract gives `{object}` valid.
-        query = _COUNT_PREFIX.sub("select line from ", quality.query, count=1)
-        query = query.replace("{object}", "(select * from {batch})")
-        for key, value in parameters.items():
-            query = query.replace(f"${key}", _literal(value))
-        return Rule(name, description, f"{query} order by line")
-    raise ContractRunnerError(f"rule {name}: unsupported quality rule {quality.type}")
-
-
-def leak_guard_rules(contract: Contract) -> list[Rule]:
-    """The hub's own guard: no text column may hold what looks like a raw BSN."""
-    return [
-        Rule(
-            f"{p.name}.raw_bsn",
-            f"{p.name} holds what looks like a raw BSN (9 digits passing the elfproef); "
-            "BSNs must be pseudonymised before delivery",
-            _rows_where(f'looks_like_raw_bsn("{p.name}")'),
-        )
-        for p in contract.properties
-        if p.logicalType in (None, "string")
-    ]
 
 
 def run_rules(
@@ -275,16 +109,19 @@ def run_rules(
         release_datasource(source)
 
     _raise_on_gx_errors(outcome.results)
-    results = []
-    for item in outcome.results:
-        rule_name = item.expectation_config.meta["rule"]
-        rows = int(item.result.get("observed_value") or 0)
-        details = item.result.get("details", {}).get("unexpected_rows", [])
-        lines = [int(row["line"]) for row in details[:EXAMPLE_LINES]]
-        description = item.expectation_config.description or rule_name
-        results.append(RuleResult(rule_name, description, rows, lines))
+    results = [_rule_result(item) for item in outcome.results]
     document = json.loads(json.dumps(outcome.to_json_dict(), default=str))
     return ContractReport(contract.name, contract.version, results, document)
+
+
+def _rule_result(item: Any) -> RuleResult:
+    """One expectation's verdict: the row count and the first lines, never a value."""
+    rule_name = item.expectation_config.meta["rule"]
+    rows = int(item.result.get("observed_value") or 0)
+    details = item.result.get("details", {}).get("unexpected_rows", [])
+    lines = [int(row["line"]) for row in details[:EXAMPLE_LINES]]
+    description = item.expectation_config.description or rule_name
+    return RuleResult(rule_name, description, rows, lines)
 
 
 def _exception_messages(item: Any) -> list[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from open_data_contract_standard.model import OpenDataContractStandard, SchemaProperty
 
+from pipelines.errors import CriError
 from pipelines.settings import CONTRACTS_DIR
 
 # Datasets partners deliver; the file name (without extension) names the contract.
@@ -22,8 +23,9 @@ PARTNER_DATASETS = ("claims", "income")
 _CONTRACT_FILE = re.compile(r"^(?P<name>[a-z_]+)-(?P<version>\d+\.\d+\.\d+)\.yaml$")
 
 
-class ContractError(Exception):
-    """A contract file is missing or malformed."""
+class ContractError(CriError):
+    """A contract file is missing or malformed (or asks for a rule the compiler cannot write):
+    the operator's to fix, reported in one line."""
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class DemoSummary:
 def demo_certs(data_dir: Path) -> tuple[Path, Path]:
     """(hub-side certificates, gemeente-side keys) of the demo."""
     layout = Layout(data_dir)
-    return layout.certs, layout.gemeente_side / "keys"
+    return layout.certs, layout.gemeente_keys
 
 
 def ensure_demo_certificates(
@@ -76,7 +76,7 @@ def deliver_demo_night(
     data_dir = Path(data_dir)
     linkage_key = demo_key(data_dir, "linkage")
     demo_key(data_dir, "hub")
-    raw_dir = data_dir / "partner-side" / extract_date.isoformat()
+    raw_dir = Layout(data_dir).partner_side / extract_date.isoformat()
     landing = Layout(data_dir).landing_date(extract_date)
     raw = synth(
         raw_dir, extract_date=extract_date, persons=persons, seed=seed, on_progress=on_progress

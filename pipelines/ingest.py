@@ -44,46 +44,38 @@ from typing import Any
 
 import duckdb
 
-from pipelines.contract_runner import (
-    TEXT_SUFFIX,
-    ContractReport,
-    contract_rules,
-    leak_guard_rules,
-    run_rules,
-    text_column,
-)
+from pipelines.contract_runner import ContractReport, run_rules
+from pipelines.contract_sql import delivery_rules, delivery_views
 from pipelines.contracts import PARTNER_DATASETS, Contract, available_versions, load_contract
 from pipelines.dialect import QUOTE, SEPARATOR
+from pipelines.errors import CriError
 from pipelines.faults import kill_point
-from pipelines.fileio import (
-    replace_atomically,
-    sha256_file,
-    temporary_sibling,
-    write_json_atomically,
+from pipelines.fileio import replace_atomically, sha256_file, temporary_sibling
+from pipelines.layout import WORK, Layout
+from pipelines.records import (
+    MANIFEST_FIELDS,
+    MANIFEST_MAX_BYTES,
+    MANIFEST_SUFFIX,
+    REASON,
+    VALIDATION_RESULT,
+    manifest_path,
+    read_json,
+    read_receipt,  # re-exported: carry_forward imports it from here (for now)
+    receipt_path,  # re-exported, as read_receipt
+    write_record,
 )
 from pipelines.reference import partner_codes, reference_csv
 from pipelines.resource_faults import describe as describe_fault
-from pipelines.settings import MEMORY_LIMIT_ENV, execute_sql_file, landing_dir
+from pipelines.settings import MEMORY_LIMIT_ENV
+from pipelines.sql import SqlError, copy_to, query, run_script
 
 log = logging.getLogger(__name__)
 
-# A manifest is a few hundred bytes; anything far larger is not one, and is not read whole.
-MANIFEST_MAX_BYTES = 64 * 1024
 QUARANTINE_PARTIAL = ".partial"
 DATE_FOLDER_LABEL = "_date_folder"  # quarantine folder for stray files found in a date folder
 DATA_SUFFIXES = (".csv", ".parquet")
-MANIFEST_SUFFIX = ".manifest.json"
 PARTNER_REJECTS_SUFFIX = ".rejects.csv"  # the partner tool's own BSN reject list: informational
-MANIFEST_FIELDS: dict[str, type] = {
-    "contract": str,
-    "contract_version": str,
-    "partner": str,
-    "extract_date": str,
-    "key_id": str,
-    "file": str,
-    "sha256": str,
-    "row_count": int,
-}
+EXAMPLE_LINES_SHOWN = 5  # per broken rule in `IngestOutcome.detail_lines`
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 # DuckDB errors that say something about the file's content. Everything else DuckDB raises
@@ -133,7 +125,13 @@ class Delivery:
 
     @property
     def manifest_path(self) -> Path:
-        return self.folder / f"{self.dataset}{MANIFEST_SUFFIX}"
+        return manifest_path(self.folder, self.dataset)
+
+    @property
+    def data_file(self) -> Path | None:
+        """The delivered data file (or, without one, the entry the finding is about)."""
+        data = [p for p in self.files if p.suffix in DATA_SUFFIXES]
+        return (data or list(self.files) or [None])[0]
 
     @property
     def label(self) -> str:
@@ -146,7 +144,7 @@ def printable(name: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
-class IngestFault(Exception):
+class IngestFault(CriError):
     """The check itself could not run (memory, disk, a vanished file): not a fault of the data.
     The run fails and the delivery stays in the landing zone."""
 
@@ -166,6 +164,21 @@ class Violation:
             "example_lines": self.example_lines,
         }
 
+    @property
+    def remedy(self) -> str:
+        """What the partner should do; every contract rule shares one remedy."""
+        return REMEDIES.get(self.rule, REMEDIES["contract"])
+
+    def detail(self) -> str:
+        """One line: the rule, what it says, how many rows and a few of their line numbers,
+        and the remedy (a partner fixes every broken rule in one go, not one per delivery)."""
+        shown = ", ".join(map(str, self.example_lines[:EXAMPLE_LINES_SHOWN]))
+        if shown and (self.rows or 0) > EXAMPLE_LINES_SHOWN:
+            shown += " and more"
+        lines = f": line{'s' if len(self.example_lines) > 1 else ''} {shown}" if shown else ""
+        rows = f" ({self.rows:,} row{'' if self.rows == 1 else 's'}{lines})" if self.rows else ""
+        return f"[{self.rule}] {self.message}{rows}. Remedy: {self.remedy}."
+
 
 @dataclass(frozen=True)
 class IngestOutcome:
@@ -180,6 +193,7 @@ class IngestOutcome:
     quarantine_path: Path | None = None
     extract_date: str | None = None
     unchanged_since: str | None = None
+    data_file: Path | None = None  # where the delivered file is now (landing or quarantine)
 
     @property
     def rejected(self) -> bool:
@@ -206,11 +220,23 @@ class IngestOutcome:
         more = (
             f"; {len(self.violations) - 1} more rule(s) broken" if len(self.violations) > 1 else ""
         )
-        remedy = REMEDIES.get(first.rule, REMEDIES["contract"])
         return (
             f"{printable(self.partner)} {printable(self.dataset)}: REJECTED [{first.rule}] "
-            f"{first.message}{lines}{more}. Remedy: {remedy}."
+            f"{first.message}{lines}{more}. Remedy: {first.remedy}."
         )
+
+    def detail_lines(self) -> list[str]:
+        """Every broken rule of a rejected dataset, for a person fixing the file: first the
+        file's path and how many rules it breaks, then one line per rule (see
+        `Violation.detail`). Empty for a dataset that was not rejected. `summary()` stays one
+        line naming the first rule; these go under it."""
+        if not self.rejected:
+            return []
+        where = printable(str(self.data_file or f"{self.partner}/{self.dataset}"))
+        count = len(self.violations)
+        head = f"{where}: {count} rule{'' if count == 1 else 's'} broken"
+        # Messages can quote a folder or manifest value: partner input, never printed raw.
+        return [head] + [printable(violation.detail()) for violation in self.violations]
 
 
 class _Rejected(Exception):  # control flow inside this module, never escapes
@@ -444,19 +470,8 @@ def _check_placement(
     return data_path
 
 
-def read_receipt(path: Path) -> dict[str, Any] | None:
-    """A staged dataset's receipt, or None when there is none (or it is unreadable)."""
-    try:
-        return json.loads(Path(path).read_text("utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError):
-        log.warning("unreadable receipt %s ignored", path)
-        return None
-
-
 def _unchanged_since(
-    staging: Path, partner: str, dataset: str, digest: str, run_date: dt.date
+    layout: Layout, partner: str, dataset: str, digest: str, run_date: dt.date
 ) -> str | None:
     """The first date of the run of earlier extracts with these same bytes (a quiet partner
     delivers an unchanged extract), or None when the latest earlier extract differs.
@@ -464,17 +479,15 @@ def _unchanged_since(
     Walks back one date at a time and stops at the first difference, so the cost is the length
     of the quiet spell, not of the history."""
     since = None
-    earlier = sorted(
-        (p.name for p in staging.glob("????-??-??") if p.name < run_date.isoformat()),
-        reverse=True,
-    )
-    for folder in earlier:
-        receipt = read_receipt(staging / folder / partner / f"{dataset}.receipt.json")
+    earlier = [d for d in layout.dates(layout.staging) if d < run_date]
+    for day in reversed(earlier):
+        staged = layout.staging_date(day) / partner / f"{dataset}.parquet"
+        receipt = read_receipt(receipt_path(staged))
         if receipt is None:
             continue
         if receipt.get("sha256") != digest:
             break
-        since = receipt.get("extract_date", folder)
+        since = receipt.get("extract_date", day.isoformat())
     return since
 
 
@@ -515,25 +528,24 @@ def _check_columns(found: list[str], contract: Contract) -> None:
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> None:
     header = _csv_header(path)
     _check_columns(header, contract)
-    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in header) + "}"
+    parameters = {
+        "csv_path": str(path),
+        "separator": SEPARATOR,
+        "quote": QUOTE,
+        "csv_columns": dict.fromkeys(header, "VARCHAR"),
+    }
     try:
-        con.execute(
-            f"""create table delivery_text as
-            select ordinality + 1 as line, * exclude (ordinality)
-            from read_csv($path, delim = '{SEPARATOR}', quote = '{QUOTE}', escape = '{QUOTE}',
-                          header = true, auto_detect = false, columns = {columns},
-                          strict_mode = true, null_padding = false, encoding = 'utf-8',
-                          store_rejects = true, rejects_table = 'parse_errors',
-                          rejects_scan = 'parse_scans', max_line_size = 1048576)
-                 with ordinality""",
-            {"path": str(path)},
-        )
-    except DATA_ERRORS as exc:
+        run_script(con, "ingest/delivery_text_csv", parameters)
+    except SqlError as exc:
+        if not isinstance(exc.__cause__, DATA_ERRORS):
+            raise
         # DuckDB's message can quote file content; report only its kind.
         raise _Rejected(
-            Violation("unparseable", f"the file cannot be read as CSV ({type(exc).__name__})")
+            Violation(
+                "unparseable", f"the file cannot be read as CSV ({type(exc.__cause__).__name__})"
+            )
         ) from None
-    errors = con.execute("select line, error_type from parse_errors order by line").fetchall()
+    errors = query(con, "ingest/parse_errors").fetchall()
     if errors:
         kinds = sorted({kind for _, kind in errors})
         lines = sorted({int(line) for line, _ in errors})
@@ -549,13 +561,17 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) ->
 
 
 def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract) -> None:
+    parameters = {"parquet_path": str(path)}
     try:
-        described = con.execute(
-            "describe select * from read_parquet($path)", {"path": str(path)}
-        ).fetchall()
-    except DATA_ERRORS as exc:
+        described = query(con, "ingest/parquet_columns", parameters).fetchall()
+    except SqlError as exc:
+        if not isinstance(exc.__cause__, DATA_ERRORS):
+            raise
         raise _Rejected(
-            Violation("unparseable", f"the file cannot be read as Parquet ({type(exc).__name__})")
+            Violation(
+                "unparseable",
+                f"the file cannot be read as Parquet ({type(exc.__cause__).__name__})",
+            )
         ) from None
     found = {name: kind for name, kind, *_ in described}
     _check_columns(list(found), contract)
@@ -567,45 +583,28 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract
             wrong.append(f"{name} is {kind}, expected {expected}")
     if wrong:
         raise _Rejected(Violation("wrong_type", "; ".join(wrong)))
-    casts = ", ".join(f'cast("{c}" as varchar) as "{c}"' for c in contract.columns)
-    con.execute(
-        f"""create table delivery_text as select file_row_number + 1 as line, {casts}
-            from read_parquet($path, file_row_number = true)""",
-        {"path": str(path)},
-    )
-
-
-def _typed_view(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
-    parts = ["line"]
-    for prop in contract.properties:
-        name, physical = prop.name, prop.physicalType
-        if text_column(name, prop.logicalType) == name:
-            parts.append(f'"{name}"')
-        else:
-            parts.append(f'try_cast("{name}" as {physical}) as "{name}"')
-            parts.append(f'"{name}" as "{name}{TEXT_SUFFIX}"')
-    con.execute(f"create or replace view delivery as select {', '.join(parts)} from delivery_text")
+    run_script(con, "ingest/delivery_text_parquet", parameters)
 
 
 def _connect(database: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A connection for batch work: no terminal progress bar (it would print from workers), and
     the operator's memory limit (`CRI_DUCKDB_MEMORY_LIMIT`, e.g. `4GB`) when one is set."""
     con = duckdb.connect(str(database), read_only=read_only)
-    con.execute("set enable_progress_bar = false")
+    run_script(con, "ingest/batch_session")
     limit = os.environ.get(MEMORY_LIMIT_ENV)
     if limit:
-        con.execute(f"set memory_limit = '{limit.replace(chr(39), '')}'")
+        run_script(con, "ingest/memory_limit", {"memory_limit": limit})
     return con
 
 
 def _prepare(database: Path, data_path: Path, contract: Contract) -> int:
-    """Parse the data file into `delivery_text` (+ typed view) in a fresh DuckDB file."""
+    """Parse the data file into `delivery_text` (+ the typed views) in a fresh DuckDB file."""
     database.unlink(missing_ok=True)
     with _connect(database) as con:
-        execute_sql_file(con, "privacy/bsn_macros.sql")
-        execute_sql_file(
+        run_script(con, "privacy/bsn_macros")
+        run_script(
             con,
-            "ingest/reference_tables.sql",
+            "ingest/reference_tables",
             {
                 "claim_types_csv": str(reference_csv("claim_types.csv")),
                 "gemeenten_csv": str(reference_csv("gemeenten.csv")),
@@ -615,57 +614,33 @@ def _prepare(database: Path, data_path: Path, contract: Contract) -> int:
             _load_csv(con, data_path, contract)
         else:
             _load_parquet(con, data_path, contract)
-        _typed_view(con, contract)
-        return con.execute("select count(*) from delivery_text").fetchone()[0]
+        for statement in delivery_views(contract):
+            con.execute(statement)
+        return query(con, "ingest/row_count").fetchone()[0]
 
 
 def _validate(
     database: Path, contract: Contract, manifest: dict[str, Any], label: str
 ) -> ContractReport:
     parameters = {"partner": manifest["partner"], "extract_date": manifest["extract_date"]}
-    rules = contract_rules(contract, parameters=parameters) + leak_guard_rules(contract)
+    rules = delivery_rules(contract, parameters=parameters)
     return run_rules(database, rules, contract=contract, suite_name=label)
 
 
-def _stage(database: Path, contract: Contract, manifest: dict[str, Any], target: Path) -> None:
-    columns = ", ".join(f'"{c}"' for c in contract.columns)
+def _stage(database: Path, manifest: dict[str, Any], target: Path) -> None:
+    """The typed rows plus partner and extract date as Parquet, replacing the staged file."""
     temporary = temporary_sibling(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    parameters = {"partner": manifest["partner"], "extract_date": manifest["extract_date"]}
     with _connect(database, read_only=True) as con:
-        con.execute(
-            f"""copy (select {columns}, '{manifest["partner"]}' as partner,
-                       date '{manifest["extract_date"]}' as extract_date
-                      from delivery order by line)
-                to '{str(temporary).replace("'", "''")}' (format parquet)"""
-        )
+        copy_to(con, "ingest/staged", temporary, parameters)  # plain Parquet, as always
     # The receipt goes first and comes back last: a receipt always describes the Parquet
     # file next to it, whenever a run is killed.
     receipt_path(target).unlink(missing_ok=True)
     replace_atomically(temporary, target)
 
 
-def receipt_path(staged: Path) -> Path:
-    """`<dataset>.receipt.json` next to `<dataset>.parquet`."""
-    return staged.with_name(staged.name.replace(".parquet", ".receipt.json"))
-
-
 # ---------------------------------------------------------------- one dataset
-
-
-@dataclass(frozen=True)
-class _Paths:
-    staging: Path
-    quarantine: Path
-    reports: Path
-
-
-def hub_paths(data_dir: Path, run_date: dt.date) -> _Paths:
-    data_dir = Path(data_dir)
-    return _Paths(
-        staging=data_dir / "staging",
-        quarantine=data_dir / "quarantine",
-        reports=data_dir / "reports" / run_date.isoformat() / "validation",
-    )
 
 
 def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) -> IngestOutcome:
@@ -673,7 +648,7 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
 
     Raises `IngestFault` when the check itself cannot run: the delivery then stays where it is.
     """
-    paths = hub_paths(data_dir, run_date)
+    layout = Layout(data_dir)
     partner = delivery.partner_folder
     manifest: dict[str, Any] | None = None
     try:
@@ -684,72 +659,87 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
                 Violation("unknown_partner", f"unknown partner folder '{printable(partner)}'")
             )
         manifest = _read_manifest(delivery)
-        contract, data_path, digest = _check_files(manifest, delivery, run_date)
-        staged = paths.staging / run_date.isoformat() / partner / f"{delivery.dataset}.parquet"
-        existing = read_receipt(receipt_path(staged))
-        since = _unchanged_since(paths.staging, partner, delivery.dataset, digest, run_date)
-        if existing and existing.get("sha256") == digest and staged.is_file():
-            return IngestOutcome(
-                partner,
-                delivery.dataset,
-                "unchanged",
-                rows=existing["rows"],
-                staged_path=staged,
-                extract_date=manifest["extract_date"],
-                unchanged_since=existing.get("unchanged_since"),
-            )
-        outcome_rows, report = _check_content(
-            delivery,
-            contract,
-            manifest,
-            data_path,
-            work_dir=paths.staging / ".work",
-            stage_to=staged,
-        )
-        write_json_atomically(
-            paths.reports / f"{partner}-{delivery.dataset}.json", report.gx_result
-        )
-        write_json_atomically(
-            receipt_path(staged),
-            {
-                "partner": partner,
-                "dataset": delivery.dataset,
-                "extract_date": manifest["extract_date"],
-                "contract": contract.name,
-                "contract_version": contract.version,
-                "key_id": manifest["key_id"],
-                "sha256": digest,
-                "rows": outcome_rows,
-                "file": data_path.name,
-                "unchanged_since": since,
-                "staged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            },
-        )
-        log.info("%s accepted, %s rows", delivery.label, outcome_rows)
-        return IngestOutcome(
-            partner,
-            delivery.dataset,
-            "accepted",
-            rows=outcome_rows,
-            staged_path=staged,
-            extract_date=manifest["extract_date"],
-            unchanged_since=since,
-        )
+        return _accept(delivery, manifest, layout, run_date)
     except _Rejected as rejection:
-        vanished = [p for p in delivery.files if not os.path.lexists(p)]
-        if vanished:  # taken away while it was checked: not the partner's fault, nor final
-            raise IngestFault(
-                f"{delivery.label}: {printable(vanished[0].name)} disappeared while it was "
-                "checked (is a partner still writing or moving it?); nothing was moved, run again"
-            ) from None
-        target = _quarantine(delivery, rejection, manifest, paths.quarantine / run_date.isoformat())
-        log.info("%s rejected: %s", delivery.label, rejection.violations[0].rule)
-        return _rejected_outcome(partner, delivery, rejection, manifest, target)
+        return _reject(delivery, rejection, manifest, layout.quarantine_date(run_date))
     except FileNotFoundError as exc:
         raise IngestFault(
             f"{delivery.label}: {exc.filename or 'a file'} disappeared while it was checked "
             "(is a partner still writing?); nothing was moved, run again"
         ) from exc
+
+
+def _accept(
+    delivery: Delivery, manifest: dict[str, Any], layout: Layout, run_date: dt.date
+) -> IngestOutcome:
+    """Check and stage a dataset (raises `_Rejected`); the same bytes already staged for this
+    date change nothing. The receipt is written last: it is the commit point."""
+    partner, dataset = delivery.partner_folder, delivery.dataset
+    contract, data_path, digest = _check_files(manifest, delivery, run_date)
+    staged = layout.staging_date(run_date) / partner / f"{dataset}.parquet"
+    existing = read_receipt(receipt_path(staged))
+    if existing and existing.get("sha256") == digest and staged.is_file():
+        return IngestOutcome(
+            partner,
+            dataset,
+            "unchanged",
+            rows=existing["rows"],
+            staged_path=staged,
+            extract_date=manifest["extract_date"],
+            unchanged_since=existing.get("unchanged_since"),
+            data_file=data_path,
+        )
+    since = _unchanged_since(layout, partner, dataset, digest, run_date)
+    rows, report = _check_content(
+        delivery, contract, manifest, data_path, work_dir=layout.staging / WORK, stage_to=staged
+    )
+    write_record(layout.validation_date(run_date) / f"{partner}-{dataset}.json", report.gx_result)
+    write_record(
+        receipt_path(staged),
+        {
+            "partner": partner,
+            "dataset": dataset,
+            "extract_date": manifest["extract_date"],
+            "contract": contract.name,
+            "contract_version": contract.version,
+            "key_id": manifest["key_id"],
+            "sha256": digest,
+            "rows": rows,
+            "file": data_path.name,
+            "unchanged_since": since,
+            "staged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        },
+    )
+    log.info("%s accepted, %s rows", delivery.label, rows)
+    return IngestOutcome(
+        partner,
+        dataset,
+        "accepted",
+        rows=rows,
+        staged_path=staged,
+        extract_date=manifest["extract_date"],
+        unchanged_since=since,
+        data_file=data_path,
+    )
+
+
+def _reject(
+    delivery: Delivery,
+    rejection: _Rejected,
+    manifest: dict[str, Any] | None,
+    date_quarantine: Path,
+) -> IngestOutcome:
+    """Quarantine a rejected dataset, unless one of its files vanished while it was checked:
+    then it was taken away (not the partner's fault, nor final) and the run fails instead."""
+    vanished = [p for p in delivery.files if not os.path.lexists(p)]
+    if vanished:
+        raise IngestFault(
+            f"{delivery.label}: {printable(vanished[0].name)} disappeared while it was "
+            "checked (is a partner still writing or moving it?); nothing was moved, run again"
+        )
+    target = _quarantine(delivery, rejection, manifest, date_quarantine)
+    log.info("%s rejected: %s", delivery.label, rejection.violations[0].rule)
+    return _rejected_outcome(delivery.partner_folder, delivery, rejection, manifest, target)
 
 
 def _check_files(
@@ -773,6 +763,10 @@ def _rejected_outcome(
     manifest: dict[str, Any] | None,
     quarantine_path: Path | None = None,
 ) -> IngestOutcome:
+    """The outcome of a rejection; its data file is where it now is (quarantine or folder)."""
+    data_file = delivery.data_file
+    if quarantine_path is not None and data_file is not None:
+        data_file = quarantine_path / data_file.name
     return IngestOutcome(
         partner,
         delivery.dataset,
@@ -781,6 +775,7 @@ def _rejected_outcome(
         violations=rejection.violations,
         quarantine_path=quarantine_path,
         extract_date=(manifest or {}).get("extract_date"),
+        data_file=data_file,
     )
 
 
@@ -822,22 +817,29 @@ def _check_content(
                 report=report,
             )
         if stage_to is not None:
-            _stage(database, contract, manifest, stage_to)
+            _stage(database, manifest, stage_to)
         return rows, report
-    except duckdb.Error as exc:
-        told = describe_fault(exc)  # a full disk, a limit, memory: said the way a person acts on
-        if told is not None:
-            raise IngestFault(
-                f"{delivery.label}: the check could not run: {told} (the delivery was left in "
-                "the landing zone and nothing was loaded)"
-            ) from exc
-        raise IngestFault(
-            f"{delivery.label}: the check could not run ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:120]}); the delivery was left in the landing zone and "
-            "nothing was loaded; fix the cause and run again"
-        ) from exc
+    except (duckdb.Error, SqlError) as exc:
+        cause = exc.__cause__ if isinstance(exc, SqlError) and exc.__cause__ else exc
+        raise _machine_fault(delivery, cause) from cause
     finally:
         shutil.rmtree(own, ignore_errors=True)
+
+
+def _machine_fault(delivery: Delivery, exc: BaseException) -> IngestFault:
+    """A DuckDB error that is not about the file's content: the machine's fault, said the way
+    a person acts on it (a full disk, a limit, memory) when it is one of those."""
+    told = describe_fault(exc)
+    if told is not None:
+        return IngestFault(
+            f"{delivery.label}: the check could not run: {told} (the delivery was left in "
+            "the landing zone and nothing was loaded)"
+        )
+    return IngestFault(
+        f"{delivery.label}: the check could not run ({type(exc).__name__}: "
+        f"{str(exc).splitlines()[0][:120]}); the delivery was left in the landing zone and "
+        "nothing was loaded; fix the cause and run again"
+    )
 
 
 def _quarantine(
@@ -856,8 +858,8 @@ def _quarantine(
     partial.mkdir(parents=True, exist_ok=False)
     first = rejection.violations[0]
     present = [p for p in delivery.files if os.path.lexists(p)]
-    write_json_atomically(
-        partial / "reason.json",
+    write_record(
+        partial / REASON,
         {
             "partner": delivery.partner_folder,
             "dataset": delivery.dataset,
@@ -867,14 +869,14 @@ def _quarantine(
             "message": first.message,
             "rows": first.rows,
             "example_lines": first.example_lines,
-            "remedy": REMEDIES.get(first.rule, REMEDIES["contract"]),
+            "remedy": first.remedy,
             "violations": [v.as_dict() for v in rejection.violations],
             "files": [p.name for p in present],
             "landing_folder": str(delivery.folder),
         },
     )
     if rejection.report is not None:
-        write_json_atomically(partial / "validation.json", rejection.report.gx_result)
+        write_record(partial / VALIDATION_RESULT, rejection.report.gx_result)
     kill_point("quarantine_reason_written")
     for path in present:
         _move_out_of_landing(path, partial / path.name)
@@ -922,12 +924,12 @@ def finish_quarantines(quarantine: Path) -> list[Path]:
     A folder without a reason never had a file moved into it and is removed."""
     finished = []
     for partial in sorted(Path(quarantine).glob(f"*/*/.*{QUARANTINE_PARTIAL}")):
-        reason = partial / "reason.json"
+        reason = partial / REASON
         if not reason.is_file():
             shutil.rmtree(partial, ignore_errors=True)
             continue
         try:
-            record = json.loads(reason.read_text("utf-8"))
+            record = read_json(reason)
             landing_folder = Path(record.get("landing_folder", ""))
             for name in record.get("files", []):
                 source = landing_folder / name
@@ -946,7 +948,8 @@ def finish_quarantines(quarantine: Path) -> list[Path]:
 def outcome_from_quarantine(folder: Path) -> IngestOutcome:
     """The rejection recorded in a quarantine folder, e.g. one a killed run left half-way and
     the next run finished: that run reports it as its own, as the killed one would have."""
-    reason = json.loads((Path(folder) / "reason.json").read_text("utf-8"))
+    reason = read_json(Path(folder) / REASON)
+    data_files = [name for name in reason.get("files", []) if Path(name).suffix in DATA_SUFFIXES]
     return IngestOutcome(
         reason["partner"],
         reason["dataset"],
@@ -955,6 +958,7 @@ def outcome_from_quarantine(folder: Path) -> IngestOutcome:
         violations=[Violation(**v) for v in reason["violations"]],
         quarantine_path=Path(folder),
         extract_date=reason.get("extract_date"),
+        data_file=Path(folder) / data_files[0] if data_files else None,
     )
 
 
@@ -991,13 +995,12 @@ def ingest_date(
     discovery order; `on_dataset` is called as each finishes. An `IngestFault` of any dataset
     stops the run (after the other workers are stopped).
     """
-    landing = landing_dir(landing, data_dir)
-    if (landing / run_date.isoformat()).is_symlink():
+    date_dir = Layout(data_dir, landing).landing_date(run_date)
+    if date_dir.is_symlink():
         raise IngestFault(
-            f"{landing / run_date.isoformat()} is a symbolic link, which is never followed: "
-            "deliver into a real folder"
+            f"{date_dir} is a symbolic link, which is never followed: deliver into a real folder"
         )
-    deliveries = discover(landing / run_date.isoformat())
+    deliveries = discover(date_dir)
     if workers <= 1 or len(deliveries) <= 1:
         outcomes = []
         for delivery in deliveries:
@@ -1074,7 +1077,12 @@ def _check_only(delivery: Delivery, work: Path) -> IngestOutcome:
             delivery, contract, manifest, data_path, work_dir=work, stage_to=None
         )
         return IngestOutcome(
-            partner, delivery.dataset, "ok", rows=rows, extract_date=manifest["extract_date"]
+            partner,
+            delivery.dataset,
+            "ok",
+            rows=rows,
+            extract_date=manifest["extract_date"],
+            data_file=data_path,
         )
     except _Rejected as rejection:
         return _rejected_outcome(partner, delivery, rejection, manifest)

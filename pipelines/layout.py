@@ -10,6 +10,7 @@
       warehouse/analytics.duckdb     the analysts' snapshot
       reports/<date>/                the run report and the validation results
       keys/, certs/                  the demo's key files and certificates
+      partner-side/, gemeente-side/  the demo's stand-ins for the partners' and gemeenten' machines
       .cri-overlap.lock              one run at a time
 
 A stage asks a `Layout` for a path instead of spelling a folder name, so that moving a folder is
@@ -87,6 +88,15 @@ class Layout:
     def gemeente_side(self) -> Path:
         """The demo's stand-in for the gemeenten' own machines (their private keys)."""
         return self.data_dir / "gemeente-side"
+
+    @property
+    def gemeente_keys(self) -> Path:
+        return self.gemeente_side / "keys"
+
+    @property
+    def partner_side(self) -> Path:
+        """The demo's stand-in for the partners' own machines (raw extracts, with BSNs)."""
+        return self.data_dir / "partner-side"
 
     @property
     def lock_file(self) -> Path:

@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from pipelines.contracts import load_contract
 from pipelines.dialect import DUCKDB_COPY_CSV
+from pipelines.errors import CriError
 from pipelines.fileio import (
     replace_atomically,
     sha256_file,
@@ -31,8 +32,9 @@ from pipelines.fileio import (
 )
 from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
+from pipelines.records import export_manifest_path
 from pipelines.reference import reference_csv
-from pipelines.settings import create_stage_tables
+from pipelines.sql import connect, copy_to, create_table, create_tables, query
 from pipelines.stage_contracts import check_tables, write_tables
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ PLAN_TABLES = ("plan_proposals", "plan_lines", "plan_schedule")
 OUTCOMES = ("standard", "personal", "refer", "excluded")
 
 
-class PlanError(Exception):
+class PlanError(CriError):
     """The run has no linked data to plan on."""
 
 
@@ -64,26 +66,20 @@ class PlanSummary:
 
 
 def _register_policy(con: duckdb.DuckDBPyConnection, policy: dict) -> None:
+    """Tables `policy_terms`, `household_norms` (from the policy file) and `ref_norms` (the
+    bijstandsnormen) that the plan SQL joins: the numbers live in the policy, not the SQL."""
     plans = policy["plans"]
     con.register("policy_terms_rows", pa.Table.from_pylist(plans["term_table"]))
-    con.execute(
-        "create or replace table policy_terms as select cast(max_total_cents as bigint) as "
-        "max_total_cents, cast(term_months as integer) as term_months "
-        "from policy_terms_rows"
-    )
+    create_table(con, "plans/policy_terms")
     con.register(
         "household_rows",
         pa.Table.from_pylist(
             [{"household_type": k, "household_norm": v} for k, v in plans["household_norm"].items()]
         ),
     )
-    con.execute("create or replace table household_norms as select * from household_rows")
-    con.execute(
-        "create or replace table ref_norms as select cast(valid_from as date) as valid_from, "
-        "household_norm, cast(monthly_cents as bigint) as monthly_cents "
-        "from read_csv($path, header = true, all_varchar = true)",
-        {"path": str(reference_csv("bijstandsnormen.csv"))},
-    )
+    create_table(con, "plans/household_norms")
+    norms_csv = str(reference_csv("bijstandsnormen.csv"))
+    create_table(con, "plans/ref_norms", {"bijstandsnormen_csv": norms_csv})
 
 
 def build_plan_tables(con: duckdb.DuckDBPyConnection, run_date: dt.date, policy: dict) -> None:
@@ -98,7 +94,7 @@ def build_plan_tables(con: duckdb.DuckDBPyConnection, run_date: dt.date, policy:
         "max_term_months": int(plans["max_term_months"]),
     }
     _register_policy(con, policy)
-    create_stage_tables(con, "plans", PLAN_TABLES, parameters)
+    create_tables(con, "plans", PLAN_TABLES, parameters)
 
 
 def plan_run(run_date: dt.date, *, folder: Path) -> PlanSummary:
@@ -107,21 +103,13 @@ def plan_run(run_date: dt.date, *, folder: Path) -> PlanSummary:
         raise PlanError(f"{folder}: no linked run for {run_date}; run link first")
     policy = load_policy()
     contract = load_contract(*ANALYTICS_CONTRACT)
-    with duckdb.connect() as con:
-        con.execute("set enable_progress_bar = false")
+    with connect() as con:
         load_linked_tables(con, folder, ("persons", "claims", "income"))
         build_plan_tables(con, run_date, policy)
         check_tables(con, contract, list(PLAN_TABLES))
         write_tables(con, contract, list(PLAN_TABLES), folder)
-        outcomes = dict(
-            con.execute("select outcome, count(*) from plan_proposals group by all").fetchall()
-        )
-        by_partner = dict(
-            con.execute(
-                "select partner, cast(sum(monthly_cents) as bigint) from plan_lines "
-                "group by all order by 1"
-            ).fetchall()
-        )
+        outcomes = dict(query(con, "plans/outcome_counts").fetchall())
+        by_partner = dict(query(con, "plans/monthly_by_partner").fetchall())
     summary = PlanSummary(
         run_date, {o: outcomes.get(o, 0) for o in OUTCOMES}, by_partner, str(policy["version"])
     )
@@ -139,41 +127,41 @@ def write_partner_exports(folder: Path, outbox: Path, run_date: dt.date) -> list
         return []
     root = Path(outbox) / "partners"
     written = []
-    with duckdb.connect() as con:
-        con.execute("set enable_progress_bar = false")
-        con.execute(
-            "create table export as select l.partner, l.claim_ref, p.outcome as plan_outcome, "
-            "l.monthly_cents, p.term_months from read_parquet($lines) as l "
-            "inner join read_parquet($proposals) as p on l.person_id = p.person_id",
-            {"lines": str(lines_path), "proposals": str(folder / "plan_proposals.parquet")},
+    with connect() as con:
+        create_table(
+            con,
+            "plans/partner_export",
+            {
+                "lines_file": str(lines_path),
+                "proposals_file": str(folder / "plan_proposals.parquet"),
+            },
         )
-        partners = [
-            row[0]
-            for row in con.execute("select distinct partner from export order by 1").fetchall()
-        ]
+        partners = [row[0] for row in query(con, "plans/export_partners").fetchall()]
         for partner in partners:
-            target = root / partner / "plan_lines.csv"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = temporary_sibling(target)
-            con.execute(
-                f"copy (select claim_ref, plan_outcome, monthly_cents, term_months from export "
-                f"where partner = '{partner}' order by claim_ref) to "
-                f"'{str(temporary).replace(chr(39), chr(39) * 2)}' {DUCKDB_COPY_CSV}"
-            )
-            rows = con.execute(
-                "select count(*) from export where partner = $p", {"p": partner}
-            ).fetchone()[0]
-            replace_atomically(temporary, target)
-            write_json_atomically(
-                target.with_name("plan_lines.manifest.json"),
-                {
-                    "partner": partner,
-                    "run_date": run_date.isoformat(),
-                    "file": target.name,
-                    "sha256": sha256_file(target),
-                    "row_count": rows,
-                    "rules_version": str(load_policy()["version"]),
-                },
-            )
-            written.append(target)
+            written.append(_write_partner_export(con, root / partner, partner, run_date))
     return written
+
+
+def _write_partner_export(
+    con: duckdb.DuckDBPyConnection, target_dir: Path, partner: str, run_date: dt.date
+) -> Path:
+    """One partner's `plan_lines.csv` (the CSV dialect), then its manifest (written last, so a
+    manifest always describes a complete file)."""
+    target = target_dir / "plan_lines.csv"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = temporary_sibling(target)
+    copy_to(con, "plans/partner_plan_lines", temporary, {"partner": partner}, DUCKDB_COPY_CSV)
+    rows = query(con, "plans/partner_export_rows", {"partner": partner}).fetchone()[0]
+    replace_atomically(temporary, target)
+    write_json_atomically(
+        export_manifest_path(target),
+        {
+            "partner": partner,
+            "run_date": run_date.isoformat(),
+            "file": target.name,
+            "sha256": sha256_file(target),
+            "row_count": rows,
+            "rules_version": str(load_policy()["version"]),
+        },
+    )
+    return target

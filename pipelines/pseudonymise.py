@@ -19,8 +19,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines import records
 from pipelines.contracts import PARTNER_DATASETS, Contract, current_contract
 from pipelines.dialect import DUCKDB_COPY_CSV, QUOTE, SEPARATOR
+from pipelines.errors import CriError
 from pipelines.fileio import (
     replace_atomically,
     sha256_file,
@@ -28,7 +30,7 @@ from pipelines.fileio import (
     write_json_atomically,
 )
 from pipelines.reference import partner_codes
-from pipelines.settings import execute_sql_file, sql_text
+from pipelines.sql import copy_to, create_table, query, run_script
 from privacy.hashing import hmac_sql_parameters
 from privacy.keys import KeyMaterial
 
@@ -39,7 +41,7 @@ PSEUDONYM_COLUMN = "person_pseudonym"
 BSN_COLUMN = "bsn"
 
 
-class PseudonymiseError(Exception):
+class PseudonymiseError(CriError):
     """The raw extract cannot be turned into a delivery; the message names file, rule and remedy."""
 
 
@@ -66,10 +68,6 @@ def dataset_of(path: Path) -> tuple[str, str]:
             f"{' or '.join(f'{d}.csv/.parquet' for d in PARTNER_DATASETS)}"
         )
     return stem, suffix
-
-
-def manifest_name(dataset: str) -> str:
-    return f"{dataset}.manifest.json"
 
 
 def reject_name(dataset: str) -> str:
@@ -157,48 +155,23 @@ def pseudonymise_extract(
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path = out_dir / f"{dataset}.{fmt}"
     reject_path = out_dir / reject_name(dataset)
-    manifest_path = out_dir / manifest_name(dataset)
+    manifest_path = records.manifest_path(out_dir, dataset)
     # An earlier manifest must not describe the new data during the rewrite.
     manifest_path.unlink(missing_ok=True)
 
     with duckdb.connect() as con:
         con.register("raw_extract", frame)
-        execute_sql_file(con, "privacy/bsn_macros.sql")
-        con.execute(
-            "create temp table pseudonymised as " + sql_text("partner/pseudonymised_extract.sql"),
+        run_script(con, "privacy/bsn_macros")
+        create_table(
+            con,
+            "partner/pseudonymised_extract",
             hmac_sql_parameters(key.secret),
+            table="pseudonymised",
+            temp=True,
         )
         del frame
-        columns = ", ".join(f'"{c}"' for c in contract.columns)
-        copy_options = DUCKDB_COPY_CSV if fmt == "csv" else "(format parquet)"
-        temporary = temporary_sibling(data_path)
-        con.execute(
-            f"copy (select {columns} from pseudonymised where rejection_reason is null "
-            f"order by source_row) to '{_sql_path(temporary)}' {copy_options}"
-        )
-        replace_atomically(temporary, data_path)
-        rows_written = con.execute(
-            "select count(*) from pseudonymised where rejection_reason is null"
-        ).fetchone()[0]
-        by_reason = dict(
-            con.execute(
-                "select rejection_reason, count(*) from pseudonymised "
-                "where rejection_reason is not null group by all order by 1"
-            ).fetchall()
-        )
-        rows_rejected = sum(by_reason.values())
-        # CSV: line 1 is the header, so data row n sits on line n + 1. Parquet: the row number.
-        line_offset = 1 if fmt == "csv" else 0
-        if rows_rejected:
-            temporary = temporary_sibling(reject_path)
-            con.execute(
-                f"copy (select source_row + {line_offset} as line, rejection_reason as reason "
-                f"from pseudonymised where rejection_reason is not null order by source_row) "
-                f"to '{_sql_path(temporary)}' {DUCKDB_COPY_CSV}"
-            )
-            replace_atomically(temporary, reject_path)
-        else:
-            reject_path.unlink(missing_ok=True)
+        rows_written, by_reason = _write_rows(con, fmt, data_path, reject_path)
+    rows_rejected = sum(by_reason.values())
 
     manifest = {
         "contract": contract.name,
@@ -230,6 +203,24 @@ def pseudonymise_extract(
     )
 
 
-def _sql_path(path: Path) -> str:
-    """A path as a SQL string literal body (paths are ours, but quotes must still be escaped)."""
-    return str(path).replace("'", "''")
+def _write_rows(
+    con: duckdb.DuckDBPyConnection, fmt: str, data_path: Path, reject_path: Path
+) -> tuple[int, dict[str, int]]:
+    """Write the accepted rows (the delivery's data file, in `fmt`) and, if any row was
+    rejected, the reject file (line and reason, never the value); each file atomically.
+    Returns the accepted count and the rejected count per reason."""
+    temporary = temporary_sibling(data_path)
+    copy_options = DUCKDB_COPY_CSV if fmt == "csv" else "(format parquet)"
+    copy_to(con, "partner/accepted_rows", temporary, options=copy_options)
+    replace_atomically(temporary, data_path)
+    rows_written = query(con, "partner/accepted_count").fetchone()[0]
+    by_reason = dict(query(con, "partner/rejections_by_reason").fetchall())
+    if not by_reason:
+        reject_path.unlink(missing_ok=True)
+        return rows_written, by_reason
+    # CSV: line 1 is the header, so data row n sits on line n + 1. Parquet: the row number.
+    line_offset = 1 if fmt == "csv" else 0
+    temporary = temporary_sibling(reject_path)
+    copy_to(con, "partner/rejected_rows", temporary, {"line_offset": line_offset}, DUCKDB_COPY_CSV)
+    replace_atomically(temporary, reject_path)
+    return rows_written, by_reason

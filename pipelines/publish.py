@@ -21,16 +21,18 @@ import duckdb
 import pyarrow as pa
 
 from pipelines.contracts import Contract, load_contract
+from pipelines.errors import CriError
 from pipelines.faults import kill_point
 from pipelines.fileio import replace_atomically
+from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
-from pipelines.link import ANALYTICS_CONTRACT, linked_dates, linked_root
+from pipelines.link import ANALYTICS_CONTRACT, linked_dates
+from pipelines.sql import connect, create_table, query, relation, run_script
 from pipelines.stage_contracts import check_tables, comment_statements, table_schema
-from privacy.suppression import suppress, suppress_grid
+from privacy.suppression import SMALL_CELL, suppress, suppress_grid
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT = "analytics.duckdb"
 FROM_LINKED = (
     "persons",
     "claims",
@@ -58,14 +60,17 @@ PUBLISHED = (
     "agg_signal_monitoring",
 )
 PARTNER_BUCKETS = ("1", "2", "3", "4+")
+# The small-cell threshold lives in privacy.suppression alone; the SQL gets it bound, and the
+# contract's rules may use it as `$small_cell`.
+SUPPRESSION = {"small_cell": SMALL_CELL}
 
 
-class PublishError(Exception):
+class PublishError(CriError):
     """There is nothing to publish, or the snapshot breaks its contract."""
 
 
 def snapshot_path(data_dir: Path) -> Path:
-    return Path(data_dir) / "warehouse" / SNAPSHOT
+    return Layout(data_dir).snapshot
 
 
 def publish(data_dir: Path) -> Path:
@@ -73,40 +78,13 @@ def publish(data_dir: Path) -> Path:
     data_dir = Path(data_dir)
     dates = linked_dates(data_dir)
     if not dates:
-        raise PublishError(f"{linked_root(data_dir)}: no linked run to publish")
+        raise PublishError(f"{Layout(data_dir).linked}: no linked run to publish")
     final = snapshot_path(data_dir)
     final.parent.mkdir(parents=True, exist_ok=True)
-    temporary = final.with_name(f".{SNAPSHOT}.{os.getpid()}.tmp")
+    temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
-    contract = load_contract(*ANALYTICS_CONTRACT)
     try:
-        with duckdb.connect(str(temporary)) as con:
-            con.execute("set enable_progress_bar = false")
-            delivered = ledger_dates(data_dir)
-            for table in FROM_LINKED:
-                files = [linked_root(data_dir) / d.isoformat() / f"{table}.parquet" for d in dates]
-                files = [f for f in files if f.is_file()]
-                if not files:
-                    _create_empty(con, contract, table)
-                    continue
-                listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-                con.execute(f"create table {table} as select * from read_parquet([{listed}])")
-            _from_ledger(con, contract, data_dir, delivered)
-            _runs(con, data_dir, dates, contract, set(delivered))
-            _rejections(con, data_dir, contract)
-            _agg_gemeente_partners(con, contract)
-            _agg_partner_pairs(con)
-            _agg_signal_monitoring(con, contract)
-            # The cool-down rule compares each signal with the earlier ones.
-            # The tables copied from linked/ were checked against this same contract by their
-            # own stage before they were written (signals against the full signal history);
-            # re-checking every run date's rows here cost 6.6 s of 17 s at 2,000,000 persons
-            # and grows with history. Publish checks what it builds itself.
-            check_tables(con, contract, list(BUILT_HERE))
-            for table in PUBLISHED:
-                for statement in comment_statements(contract, table):
-                    con.execute(statement)
-            con.execute("checkpoint")
+        _build(temporary, data_dir, dates)
         kill_point("snapshot_built")
         replace_atomically(temporary, final)
     finally:
@@ -116,30 +94,62 @@ def publish(data_dir: Path) -> Path:
     return final
 
 
+def _build(database: Path, data_dir: Path, dates: list) -> None:
+    """Every published table into the new snapshot file, checked and commented."""
+    contract = load_contract(*ANALYTICS_CONTRACT)
+    with connect(database) as con:
+        delivered = ledger_dates(data_dir)
+        _from_linked(con, contract, data_dir, dates)
+        _from_ledger(con, contract, data_dir, delivered)
+        _runs(con, data_dir, dates, contract, set(delivered))
+        _rejections(con, data_dir, contract)
+        _agg_gemeente_partners(con, contract)
+        _agg_partner_pairs(con)
+        _agg_signal_monitoring(con, contract)
+        # The cool-down rule compares each signal with the earlier ones.
+        # The tables copied from linked/ were checked against this same contract by their
+        # own stage before they were written (signals against the full signal history);
+        # re-checking every run date's rows here cost 6.6 s of 17 s at 2,000,000 persons
+        # and grows with history. Publish checks what it builds itself.
+        check_tables(con, contract, list(BUILT_HERE), SUPPRESSION)
+        for table in PUBLISHED:
+            for statement in comment_statements(contract, table):
+                con.execute(statement)
+        con.checkpoint()
+
+
+def _from_linked(
+    con: duckdb.DuckDBPyConnection, contract: Contract, data_dir: Path, dates: list
+) -> None:
+    """Each table of `linked/`: the rows of every run date (a rerun replaced its date's folder,
+    so nothing doubles); the contract's empty table where no date has the file."""
+    layout = Layout(data_dir)
+    for table in FROM_LINKED:
+        files = [layout.linked_date(d) / f"{table}.parquet" for d in dates]
+        files = [str(f) for f in files if f.is_file()]
+        if not files:
+            _create_empty(con, contract, table)
+            continue
+        create_table(con, "publish/linked_history", {"linked_files": files}, table=table)
+
+
 def _from_ledger(
     con: duckdb.DuckDBPyConnection, contract: Contract, data_dir: Path, delivered: list
 ) -> None:
     """`signals`: every signal ever delivered (a signal id delivered twice, by a rerun of the
     last date, counts once: its latest delivery); `signal_monitoring`: per date, that of the
     latest delivery."""
-    for table, keep in (("signals", "signal_id"), ("signal_monitoring", "run_date")):
+    for table in FROM_LEDGER:
         files = delivered_files(data_dir, table, delivered)
         if not files:
             _create_empty(con, contract, table)
             continue
-        listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
-        latest = (
-            "qualify max(filename) over (partition by run_date) = filename"
-            if keep == "run_date"
-            else "qualify row_number() over (partition by signal_id order by filename desc) = 1"
-        )
-        con.execute(
-            f"create table {table} as select * exclude (filename) from "
-            f"read_parquet([{listed}], filename = true) {latest}"
-        )
+        create_table(con, f"publish/{table}", {"ledger_files": [str(f) for f in files]})
 
 
 def _create_empty(con: duckdb.DuckDBPyConnection, contract: Contract, table: str) -> None:
+    """The contract's table with no rows. Its columns and types are the contract's, so this one
+    line of DDL is built from it rather than kept in a file that would repeat the contract."""
     columns = ", ".join(
         f'"{p.name}" {p.physicalType}' for p in table_schema(contract, table).properties or []
     )
@@ -157,14 +167,13 @@ def _runs(
     happened, not what the run meant to do)."""
     _create_empty(con, contract, "runs")
     for run_date in dates:
-        record_path = linked_root(data_dir) / run_date.isoformat() / "run.json"
+        record_path = Layout(data_dir).linked_date(run_date) / "run.json"
         if not record_path.is_file():
             continue
         record = json.loads(record_path.read_text("utf-8"))
-        con.execute(
-            "insert into runs values ($run_date, $started_at, $finished_at, $accepted, "
-            "$rejected, $claims, $persons, $partners, $unchanged, $stale, $left_out, "
-            "$signals_delivered, $delivery_note)",
+        run_script(
+            con,
+            "publish/runs_insert",
             {
                 "unchanged": record.get("datasets_unchanged", []),
                 "stale": record.get("datasets_stale", []),
@@ -184,15 +193,16 @@ def _runs(
 
 
 def _rejections(con: duckdb.DuckDBPyConnection, data_dir: Path, contract: Contract) -> None:
+    """One row per quarantined delivery, from its `reason.json`."""
     _create_empty(con, contract, "rejections")
-    quarantine = data_dir / "quarantine"
+    quarantine = Layout(data_dir).quarantine
     for reason_path in sorted(quarantine.glob("*/*/*/reason.json")):
         if reason_path.parent.name.startswith("."):
             continue  # a quarantine left half-way by a killed run; finished at the next start
         reason = json.loads(reason_path.read_text("utf-8"))
-        con.execute(
-            "insert into rejections values ($run_date, $partner, $dataset, $received, $rule, "
-            "$message, $rows, $lines, $folder)",
+        run_script(
+            con,
+            "publish/rejections_insert",
             {
                 "run_date": reason_path.parts[-4],
                 "partner": reason["partner"],
@@ -208,12 +218,10 @@ def _rejections(con: duckdb.DuckDBPyConnection, data_dir: Path, contract: Contra
 
 
 def _agg_gemeente_partners(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """Persons per gemeente and bucket of partners for sharing, with row and column totals, so
+    secondary suppression protects every withheld cell (`privacy.suppression.suppress_grid`)."""
     _create_empty(con, contract, "agg_gemeente_partners")
-    counts = con.execute(
-        "select run_date, gemeente_code, "
-        "case when n_partners >= 4 then '4+' else cast(n_partners as varchar) end as bucket, "
-        "count(*) from persons where n_partners >= 1 group by all"
-    ).fetchall()
+    counts = query(con, "publish/gemeente_partner_counts").fetchall()
     by_date: dict = {}
     for run_date, gemeente, bucket, persons in counts:
         by_date.setdefault(run_date, {})[(gemeente, bucket)] = persons
@@ -238,7 +246,7 @@ def _agg_gemeente_partners(con: duckdb.DuckDBPyConnection, contract: Contract) -
             ]
         )
         con.register("suppressed_cells", frame)
-        con.execute("insert into agg_gemeente_partners select * from suppressed_cells")
+        run_script(con, "publish/agg_gemeente_partners_insert")
         con.unregister("suppressed_cells")
 
 
@@ -251,7 +259,7 @@ def _agg_signal_monitoring(con: duckdb.DuckDBPyConnection, contract: Contract) -
         for p in table_schema(contract, "signal_monitoring").properties
         if p.name not in ("run_date", "gemeente_code")
     ]
-    frame = con.sql("select * from signal_monitoring order by run_date, gemeente_code").pl()
+    frame = relation(con, "publish/signal_monitoring_by_date").pl()
     rows = []
     for (run_date,), part in frame.group_by("run_date", maintain_order=True):
         values = {
@@ -284,14 +292,11 @@ def _agg_signal_monitoring(con: duckdb.DuckDBPyConnection, contract: Contract) -
                 ]
             ),
         )
-        con.execute("insert into agg_signal_monitoring select * from monitoring_rows")
+        run_script(con, "publish/agg_signal_monitoring_insert")
         con.unregister("monitoring_rows")
 
 
 def _agg_partner_pairs(con: duckdb.DuckDBPyConnection) -> None:
-    # No totals are published with the pair table, so primary suppression is enough.
-    con.execute(
-        "create table agg_partner_pairs as select run_date, partner_a, partner_b, "
-        "case when persons between 1 and 9 then null else persons end as persons, "
-        "persons between 1 and 9 as suppressed from overlap_pairs order by all"
-    )
+    """Pair counts for wide sharing, small cells withheld (no totals are published with the
+    pair table, so primary suppression is enough)."""
+    create_table(con, "publish/agg_partner_pairs", SUPPRESSION)

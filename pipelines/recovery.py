@@ -69,24 +69,37 @@ class Recovered:
 def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
     """Finish or remove what a killed run left. `landing` (wherever it is, also inside the
     data directory under another name) is never touched."""
-    data_dir = Path(data_dir)
     layout = Layout(data_dir)
     partners_own = {layout.landing.resolve()}
     if landing is not None:
         partners_own.add(Path(landing).resolve())
     quarantines = finish_quarantines(layout.quarantine)
     done = [f"finished quarantine {p}" for p in quarantines]
+    done += _roll_back_swaps(layout)
+    done += [f"recorded a delivery in {p}" for p in complete_from_outbox(layout.data_dir)]
+    done += _remove_work_folders(layout)
+    done += _remove_temporaries(layout.data_dir, partners_own)
+    for line in done:
+        log.warning("after an interrupted run: %s", line)
+    return Recovered(done, quarantines)
+
+
+def _roll_back_swaps(layout: Layout) -> list[str]:
+    """A swap killed between its two renames left `.X.old` without `X`: put it back."""
+    done = []
     for base in layout.swapped_roots:
-        if not base.is_dir():
-            continue
-        for old in base.glob(f".*{OLD_SUFFIX}"):
+        for old in base.glob(f".*{OLD_SUFFIX}") if base.is_dir() else []:
             final = old.with_name(old.name[1 : -len(OLD_SUFFIX)])
             if final.exists():
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(old, final)
                 done.append(f"restored {final}")
-    done += [f"recorded a delivery in {p}" for p in complete_from_outbox(data_dir)]
+    return done
+
+
+def _remove_work_folders(layout: Layout) -> list[str]:
+    done = []
     for root in (layout.staging, *layout.swapped_roots, layout.ledger):
         work = root / WORK
         if work.exists():
@@ -94,6 +107,13 @@ def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
             shutil.rmtree(work, ignore_errors=True)
             if leftovers:
                 done.append(f"removed the work folder {work}")
+    return done
+
+
+def _remove_temporaries(data_dir: Path, partners_own: set[Path]) -> list[str]:
+    """Hidden `.*.tmp` files and folders of interrupted atomic writes, outside the landing
+    zone (the partners' own temporary files are theirs)."""
+    done = []
     for folder, dirs, files in os.walk(data_dir):
         here = Path(folder)
         dirs[:] = [d for d in dirs if (here / d).resolve() not in partners_own]
@@ -103,6 +123,4 @@ def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
                 shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
                 done.append(f"removed {path}")
         dirs[:] = [d for d in dirs if not (d.startswith(".") and d.endswith(".tmp"))]
-    for line in done:
-        log.warning("after an interrupted run: %s", line)
-    return Recovered(done, quarantines)
+    return done

@@ -2,289 +2,194 @@
 
 Deliveries accepted and rejected (with the rule and remedy), the overlap heatmap (partner x
 partner), persons by number of agencies, plan outcomes, signals per gemeente (top 20) and per
-reason, persistence, stage timings, and the contract results (the Great Expectations validation
+reason, the signals held back (cool-down, exclusion, or not delivered) and why, persistence,
+stage timings in pipeline order, and the contract results (the Great Expectations validation
 results kept under `reports/<date>/validation/`). Charts are inline SVG and the CSS is inline, so
 the file opens from disk with no network. Everything comes from the published snapshot and the
 run's own records: pseudonymised counts only, never a person id or a pseudonym.
+
+This module only gathers plain data: the queries are `sql/report/*.sql`, the page and each chart
+are Jinja2 templates under `pipelines/templates/` (autoescaped, so a partner's folder name or a
+rule's message can never become markup).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
-import json
+from functools import cache
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import jinja2
 
 from pipelines.fileio import replace_atomically, temporary_sibling
-from pipelines.publish import snapshot_path
+from pipelines.layout import Layout
+from pipelines.policy import load_policy
+from pipelines.records import REASON, RECEIPT_SUFFIX, VALIDATION_RESULT, read_json
 from pipelines.reference import gemeenten
+from pipelines.sql import query
 
 PALETTE = "#1f5fa8"
 REJECTED = "#b3261e"
+TEMPLATE = "report.html.j2"
+MONITORING_FILE = "signal_monitoring.parquet"  # written by the signals stage into linked/<date>/
 
 
-def _esc(value: object) -> str:
-    return html.escape(str(value))
+def number(value: float) -> str:
+    """`12,345` for counts, `1.5` for a fraction: how every figure on the page is written."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
 
 
-def bar_chart(
-    items: list[tuple[str, float]],
-    *,
-    title: str,
-    unit: str = "",
-    color: str = PALETTE,
-    width: int = 640,
-    label_w: int = 170,
-) -> str:
-    """Horizontal bars as inline SVG; labels left, values right."""
-    if not items:
-        return f"<figure><figcaption>{_esc(title)}</figcaption><p>none</p></figure>"
-    row, value_w = 22, 90
-    height = row * len(items) + 10
-    top = max(v for _, v in items) or 1
-    bars = []
-    for i, (label, value) in enumerate(items):
-        y = 5 + i * row
-        length = (width - label_w - value_w) * value / top
-        shown = (
-            f"{value:,.1f}"
-            if isinstance(value, float) and not value.is_integer()
-            else f"{int(value):,}"
-        )
-        bars.append(
-            f'<text x="{label_w - 6}" y="{y + 15}" text-anchor="end">{_esc(label)}</text>'
-            f'<rect x="{label_w}" y="{y + 3}" width="{length:.1f}" height="{row - 6}" '
-            f'fill="{color}"><title>{_esc(label)}: {shown}{_esc(unit)}</title></rect>'
-            f'<text x="{label_w + length + 6:.1f}" y="{y + 15}">{shown}{_esc(unit)}</text>'
-        )
-    return (
-        f"<figure><figcaption>{_esc(title)}</figcaption>"
-        f'<svg class="chart" width="{width}" height="{height}" role="img" '
-        f'aria-label="{_esc(title)}">{"".join(bars)}</svg></figure>'
+@cache
+def environment() -> jinja2.Environment:
+    """The templates ship inside the package (package-data), so an installed copy finds them
+    too; undefined names fail loudly instead of rendering as empty text."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("pipelines", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
+    env.filters["number"] = number
+    env.globals.update(PALETTE=PALETTE, REJECTED=REJECTED)
+    return env
 
 
-def heatmap(labels: list[str], cells: dict[tuple[str, str], int], *, title: str) -> str:
-    """A symmetric partner x partner matrix as inline SVG, darker for more persons."""
-    size, margin = 58, 60
-    width = margin + size * len(labels) + 10
-    top = max(cells.values(), default=0) or 1
-    parts = []
-    for j, label in enumerate(labels):
-        parts.append(
-            f'<text x="{margin + j * size + size / 2}" y="{margin - 10}" '
-            f'text-anchor="middle">{_esc(label)}</text>'
-        )
-    for i, row_label in enumerate(labels):
-        y = margin + i * size
-        parts.append(
-            f'<text x="{margin - 8}" y="{y + size / 2 + 5}" text-anchor="end">'
-            f"{_esc(row_label)}</text>"
-        )
-        for j, col_label in enumerate(labels):
-            x = margin + j * size
-            if i == j:
-                parts.append(
-                    f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" fill="#eee"/>'
-                )
-                continue
-            value = cells.get((row_label, col_label), cells.get((col_label, row_label), 0))
-            shade = 0.08 + 0.92 * value / top
-            ink = "#fff" if shade > 0.55 else "#222"
-            parts.append(
-                f'<rect x="{x}" y="{y}" width="{size - 2}" height="{size - 2}" fill="{PALETTE}" '
-                f'fill-opacity="{shade:.2f}"><title>{_esc(row_label)} + {_esc(col_label)}: '
-                f'{value:,}</title></rect><text x="{x + size / 2 - 1}" y="{y + size / 2 + 4}" '
-                f'text-anchor="middle" fill="{ink}" font-size="11">{value:,}</text>'
-            )
-    return (
-        f'<figure><figcaption>{_esc(title)}</figcaption><svg class="chart heatmap" '
-        f'width="{width}" height="{width}" role="img" aria-label="{_esc(title)}">'
-        f"{''.join(parts)}</svg></figure>"
-    )
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n > 1 else ''}"
 
 
-def _table(headers: list[str], rows: list[list[object]], *, css: str = "") -> str:
-    head = "".join(f"<th>{_esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{css}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+def _lines(reason: dict[str, Any]) -> str:
+    """The example line numbers of a rejection (never a value from the file)."""
+    return ", ".join(map(str, reason["example_lines"]))
 
 
-def _deliveries(data_dir: Path, run_date: dt.date) -> tuple[str, int, int]:
-    staged = sorted((data_dir / "staging" / run_date.isoformat()).glob("*/*.receipt.json"))
-    accepted = [json.loads(p.read_text("utf-8")) for p in staged]
+def _deliveries(layout: Layout, run_date: dt.date) -> tuple[list[list[object]], int, int]:
+    """One row per dataset: accepted from its receipt, rejected from its reason record."""
+    staged = sorted(layout.staging_date(run_date).glob(f"*/*{RECEIPT_SUFFIX}"))
+    accepted = [read_json(p) for p in staged]
     reasons = [
-        json.loads(p.read_text("utf-8"))
-        for p in sorted((data_dir / "quarantine" / run_date.isoformat()).glob("*/*/reason.json"))
+        read_json(p)
+        for p in sorted(layout.quarantine_date(run_date).glob(f"*/*/{REASON}"))
         if not p.parent.name.startswith(".")  # half-way after a kill: finished next run
     ]
-    rows = [
+    rows: list[list[object]] = [
         [r["partner"], r["dataset"], "accepted", f"{r['rows']:,} rows", "", ""] for r in accepted
     ]
     rows += [
-        [
-            r["partner"],
-            r["dataset"],
-            "rejected",
-            r["rule"],
-            r["message"],
-            ", ".join(map(str, r["example_lines"])),
-        ]
+        [r["partner"], r["dataset"], "rejected", r["rule"], r["message"], _lines(r)]
         for r in reasons
     ]
-    return (
-        _table(
-            ["partner", "dataset", "result", "rows / rule", "why", "example lines"],
-            rows,
-            css="deliveries",
-        ),
-        len(accepted),
-        len(reasons),
+    return rows, len(accepted), len(reasons)
+
+
+def _contract_row(path: Path) -> list[object]:
+    """Rules, passed, failed and the failed rules' names of one validation result."""
+    checks = read_json(path).get("results", [])
+    failed = [c for c in checks if not c.get("success")]
+    failed_names = ", ".join(
+        (c.get("expectation_config", {}).get("meta") or {}).get("rule", "?") for c in failed
     )
+    label = (
+        path.stem
+        if path.name != VALIDATION_RESULT
+        else f"{path.parent.parent.name}-{path.parent.name} (quarantined)"
+    )
+    return [label, len(checks), len(checks) - len(failed), len(failed), failed_names or "-"]
 
 
-def _contract_results(data_dir: Path, run_date: dt.date) -> str:
-    found = sorted((data_dir / "reports" / run_date.isoformat() / "validation").glob("*.json"))
-    found += sorted((data_dir / "quarantine" / run_date.isoformat()).glob("*/*/validation.json"))
-    rows = []
-    for path in found:
-        result = json.loads(path.read_text("utf-8"))
-        checks = result.get("results", [])
-        failed = [c for c in checks if not c.get("success")]
-        failed_names = ", ".join(
-            (c.get("expectation_config", {}).get("meta") or {}).get("rule", "?") for c in failed
-        )
-        label = (
-            path.stem
-            if path.name != "validation.json"
-            else f"{path.parent.parent.name}-{path.parent.name} (quarantined)"
-        )
-        rows.append(
-            [label, len(checks), len(checks) - len(failed), len(failed), failed_names or "-"]
-        )
-    return _table(["dataset", "rules", "passed", "failed", "failed rules"], rows, css="contracts")
+def _contract_results(layout: Layout, run_date: dt.date) -> list[list[object]]:
+    """The accepted datasets' results, then those kept next to a quarantined delivery."""
+    found = sorted(layout.validation_date(run_date).glob("*.json"))
+    found += sorted(layout.quarantine_date(run_date).glob(f"*/*/{VALIDATION_RESULT}"))
+    return [_contract_row(path) for path in found]
 
 
-def _night_status(night: tuple | None) -> str:
+def _night(run: tuple | None) -> dict[str, Any] | None:
     """Carried-forward, left-out and unchanged datasets, and whether signals went out."""
-    if night is None:
-        return ""
-    unchanged, stale, left_out, delivered, note = night
+    if run is None:
+        return None
+    _claims, _persons, unchanged, stale, left_out, delivered, note = run
     rows = [["stale (carried forward)", item] for item in stale]
     rows += [["left out (beyond max_staleness_days)", item] for item in left_out]
     rows += [["unchanged (same bytes as before)", item] for item in unchanged]
-    status = (
-        "<p>Signal files delivered.</p>"
-        if delivered
-        else f'<p class="bad">Signal files not delivered: {_esc(note or "")}</p>'
+    return {"delivered": delivered, "note": note, "rows": rows}
+
+
+def _held_back(con: Any, layout: Layout, run_date: dt.date) -> list[tuple[str, int]]:
+    """(reason, persons) the run did not signal: from the run's own monitoring file, since the
+    snapshot keeps the monitoring of delivered nights only. None known without that file."""
+    monitoring = layout.linked_date(run_date) / MONITORING_FILE
+    if not monitoring.is_file():
+        return []
+    parameters = {"run_date": run_date, "monitoring_file": str(monitoring)}
+    return [(r, int(n)) for r, n in query(con, "report/held_back", parameters).fetchall()]
+
+
+def _from_snapshot(layout: Layout, run_date: dt.date) -> dict[str, Any]:
+    """Every figure the page takes from the analysts' snapshot, as plain (label, value) data."""
+    names = {code: name for code, name, _ in gemeenten()}
+    with duckdb.connect(str(layout.snapshot), read_only=True) as con:
+
+        def rows(name: str) -> list[tuple]:
+            return query(con, f"report/{name}", {"run_date": run_date}).fetchall()
+
+        counts, run = rows("overlap_counts"), rows("run")
+        facts = {
+            "partners": [p for (p,) in rows("partners")],
+            "pairs": {(a, b): n for a, b, n in rows("overlap_pairs")},
+            "by_partners": [(_plural(k, "partner"), n) for k, n in counts if n],
+            "persistence": [(_plural(k, "run"), n) for k, n in rows("persistence")],
+            "plan_outcomes": rows("plan_outcomes"),
+            "signals_by_reason": rows("signals_per_reason"),
+            "signals_by_gemeente": [
+                (f"{names.get(g, g)} ({g})", n) for g, n in rows("signals_per_gemeente")
+            ],
+            "held_back": _held_back(con, layout, run_date),
+        }
+    claims, persons = run[0][:2] if run else (0, 0)
+    multi = sum(n for k, n in counts if k >= 2)
+    return {**facts, "claims": claims, "persons": persons, "multi": multi, "run": run}
+
+
+def render_report(
+    data_dir: Path, run_date: dt.date, *, stage_seconds: dict[str, float] | None = None
+) -> str:
+    """The page's HTML. Stage timings stay in the order given (the pipeline's), never by size."""
+    layout = Layout(data_dir)
+    facts = _from_snapshot(layout, run_date)
+    run = facts.pop("run")
+    deliveries, accepted, rejected = _deliveries(layout, run_date)
+    return (
+        environment()
+        .get_template(TEMPLATE)
+        .render(
+            **facts,
+            run_date=run_date.isoformat(),
+            generated=f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}",
+            deliveries=deliveries,
+            accepted=accepted,
+            rejected=rejected,
+            night=_night(run[0] if run else None),
+            cooldown_days=int(load_policy()["signals"]["cooldown_days"]),
+            stage_seconds=list((stage_seconds or {}).items()),
+            contracts=_contract_results(layout, run_date),
+        )
     )
-    return status + (_table(["status", "dataset"], rows, css="night") if rows else "")
 
 
 def write_report(
     data_dir: Path, run_date: dt.date, *, stage_seconds: dict[str, float] | None = None
 ) -> Path:
-    """Render `reports/<date>/index.html` from the snapshot and the run's records."""
-    data_dir = Path(data_dir)
-    names = {code: name for code, name, _ in gemeenten()}
-    with duckdb.connect(str(snapshot_path(data_dir)), read_only=True) as con:
-
-        def rows(sql: str) -> list[tuple]:
-            return con.execute(sql, {"d": run_date}).fetchall()
-
-        counts = rows(
-            "select n_partners, persons from overlap_counts where run_date = $d order by n_partners"
-        )
-        pairs = rows("select partner_a, partner_b, persons from overlap_pairs where run_date = $d")
-        outcomes = rows(
-            "select outcome, count(*) from plan_proposals where run_date = $d "
-            "group by all order by 2 desc"
-        )
-        per_gemeente = rows(
-            "select gemeente_code, count(*) from signals where run_date = $d "
-            "group by all order by 2 desc, 1 limit 20"
-        )
-        per_reason = rows(
-            "select reason, count(*) from signals, "
-            "unnest(string_split(reasons, '|')) as t(reason) "
-            "where run_date = $d group by all order by 2 desc"
-        )
-        persistence = rows(
-            "select persistence_runs, count(*) from persons where run_date = $d "
-            "and n_partners >= 2 group by all order by 1"
-        )
-        run = rows("select claims, persons from runs where run_date = $d")
-        night = rows(
-            "select datasets_unchanged, datasets_stale, partners_left_out, signals_delivered, "
-            "delivery_note from runs where run_date = $d"
-        )
-        partners = [
-            p for (p,) in rows("select distinct partner from claims where run_date = $d order by 1")
-        ]
-    deliveries, accepted, rejected = _deliveries(data_dir, run_date)
-    claims, persons = run[0] if run else (0, 0)
-    multi = sum(n for k, n in counts if k >= 2)
-    body = [
-        f"<h1>cri-overlap run {run_date.isoformat()}</h1>",
-        f'<p class="summary">{accepted} datasets accepted, '
-        f'<span class="{"bad" if rejected else ""}">{rejected} rejected</span>; '
-        f"{claims:,} claims of {persons:,} persons; {multi:,} persons in arrears at two or more "
-        f"partners. Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC. Pseudonymised "
-        "counts only.</p>",
-        "<h2>Deliveries</h2>",
-        deliveries,
-        _night_status(night[0] if night else None),
-        "<h2>Overlap</h2>",
-        heatmap(
-            partners, {(a, b): n for a, b, n in pairs}, title="Persons in arrears at both partners"
-        ),
-        bar_chart(
-            [(f"{k} partner{'s' if k > 1 else ''}", n) for k, n in counts if n],
-            title="Persons by number of partners with arrears",
-        ),
-        bar_chart(
-            [(f"{k} run{'s' if k > 1 else ''}", n) for k, n in persistence],
-            title="Persistence: consecutive runs at 2+ partners",
-        ),
-        "<h2>Joint payment plans</h2>",
-        bar_chart([(o, n) for o, n in outcomes], title="Plan proposals by outcome"),
-        "<h2>Signals to gemeenten</h2>",
-        bar_chart([(r, n) for r, n in per_reason], title="Signals by reason"),
-        bar_chart(
-            [(f"{names.get(g, g)} ({g})", n) for g, n in per_gemeente],
-            title="Signals per gemeente (top 20)",
-            width=820,
-            label_w=260,
-        ),
-        "<h2>Stage timings</h2>",
-        bar_chart(
-            sorted((stage_seconds or {}).items(), key=lambda kv: -kv[1]),
-            title="Seconds per stage",
-            unit=" s",
-        ),
-        "<h2>Contract results</h2>",
-        "<p>Great Expectations validation of each delivered dataset against its contract "
-        "(full results as JSON next to this page, under <code>validation/</code>).</p>",
-        _contract_results(data_dir, run_date),
-    ]
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>cri-overlap run {run_date.isoformat()}</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em auto; max-width: 980px; color: #222; }}
-h1 {{ font-size: 1.6em; }} h2 {{ margin-top: 1.8em; border-bottom: 1px solid #ddd; }}
-figure {{ margin: 1em 0; }} figcaption {{ font-weight: 600; margin-bottom: .3em; }}
-svg.chart text {{ font-size: 12px; fill: #222; }}
-table {{ border-collapse: collapse; margin: .5em 0; }}
-th, td {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; vertical-align: top; }}
-th {{ background: #f4f6f8; }} .bad {{ color: {REJECTED}; font-weight: 600; }}
-</style></head><body>
-{"".join(body)}
-</body></html>
-"""
-    target = data_dir / "reports" / run_date.isoformat() / "index.html"
+    """Render `reports/<date>/index.html` from the snapshot and the run's records; written
+    atomically, so a reader never opens half a page."""
+    page = render_report(data_dir, run_date, stage_seconds=stage_seconds)
+    target = Layout(data_dir).report_file(run_date)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(target)
     temporary.write_text(page, "utf-8")

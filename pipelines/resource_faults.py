@@ -57,92 +57,87 @@ OUT_OF_MEMORY = (
 )
 
 
+# errno -> the line for it; `{file}`, `{folder}`, `{again}` filled in by `_os_fault`.
+_OS_FAULTS: dict[int, str] = {
+    errno.ENOSPC: "no space left on device while writing {file}: free space on the disk that "
+    "holds {folder} {again}",
+    errno.EDQUOT: "disk quota exceeded while writing {file}: free space or raise the quota for "
+    "{folder} {again}",
+    errno.EFBIG: "file too large while writing {file}: the file size limit (ulimit -f) or the "
+    "file system's maximum was reached; raise the limit or write elsewhere {again}",
+    errno.EMFILE: "too many open files in this process while opening {file}: raise the limit "
+    "(ulimit -n, now {limit}) or use fewer --workers {again}",
+    errno.ENFILE: "too many open files in the system while opening {file}: raise the limit "
+    "(ulimit -n, now {limit}) or use fewer --workers {again}",
+    errno.EACCES: "permission denied on {file}: give this user access to it or choose another "
+    "path, {again}",
+    errno.EPERM: "permission denied on {file}: give this user access to it or choose another "
+    "path, {again}",
+    errno.EROFS: "read-only file system at {file}: choose a writable folder {again}",
+    errno.ENOTDIR: "not a folder: a part of the path {file} is a file; choose another path {again}",
+    errno.EISDIR: "{file} is a folder where a file is needed: choose another path {again}",
+    errno.EEXIST: "{file} already exists where a new file or folder is needed: choose another "
+    "path or move it away on purpose, {again}",
+}
+
+
 def _os_fault(exc: OSError) -> str | None:
     """The line for an OSError that is a resource fault, or None (then it is a bug)."""
-    name = exc.filename
-    name = os.fsdecode(name) if isinstance(name, str | bytes) else None
-    file = name or "a file"
-    folder = str(Path(name).parent) if name else "the output folder"
-    again = "and run again"
     if exc.errno == errno.ENOMEM:
         return OUT_OF_MEMORY
-    if exc.errno == errno.ENOSPC:
-        return (
-            f"no space left on device while writing {file}: free space on the disk that "
-            f"holds {folder} {again}"
-        )
-    if exc.errno == errno.EDQUOT:
-        return (
-            f"disk quota exceeded while writing {file}: free space or raise the quota for "
-            f"{folder} {again}"
-        )
-    if exc.errno == errno.EFBIG:
-        return (
-            f"file too large while writing {file}: the file size limit (ulimit -f) or the "
-            f"file system's maximum was reached; raise the limit or write elsewhere {again}"
-        )
-    if exc.errno in (errno.EMFILE, errno.ENFILE):
-        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        scope = "this process" if exc.errno == errno.EMFILE else "the system"
-        return (
-            f"too many open files in {scope} while opening {file}: raise the limit "
-            f"(ulimit -n, now {limit}) or use fewer --workers {again}"
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM):
-        return (
-            f"permission denied on {file}: give this user access to it or choose another "
-            f"path, {again}"
-        )
-    if exc.errno == errno.EROFS:
-        return f"read-only file system at {file}: choose a writable folder {again}"
-    if exc.errno == errno.ENOTDIR:
-        return f"not a folder: a part of the path {file} is a file; choose another path {again}"
-    if exc.errno == errno.EISDIR:
-        return f"{file} is a folder where a file is needed: choose another path {again}"
-    if exc.errno == errno.EEXIST:
-        return (
-            f"{file} already exists where a new file or folder is needed: choose another "
-            f"path or move it away on purpose, {again}"
-        )
-    return None
+    template = _OS_FAULTS.get(exc.errno) if exc.errno is not None else None
+    if template is None:
+        return None
+    name = exc.filename
+    name = os.fsdecode(name) if isinstance(name, str | bytes) else None
+    return template.format(
+        file=name or "a file",
+        folder=str(Path(name).parent) if name else "the output folder",
+        again="and run again",
+        limit=resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+    )
 
 
 def describe(exc: BaseException | None) -> str | None:
     """The line for a resource fault (here or in what it was raised from), or None."""
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, OSError):
-            line = _os_fault(exc if exc.errno is not None else _os_error_in_text(exc) or exc)
-            if line:
-                return line
-        if isinstance(exc, MemoryError):
-            return OUT_OF_MEMORY
-        if isinstance(exc, ImportError) or type(exc).__name__ == "PanicException":
-            found = _os_error_in_text(exc)
-            if found is not None and (line := _os_fault(found)):
-                return line
-        duckdb = sys.modules.get("duckdb")  # never imported here: it raised, so it is loaded
-        if duckdb is not None and isinstance(exc, duckdb.OutOfMemoryException):
-            setting = os.environ.get(MEMORY_LIMIT_ENV)
-            raise_it = f"raise {MEMORY_LIMIT_ENV} (now {setting})" if setting else "add memory"
-            return (
-                f"DuckDB ran out of memory ({_first_line(exc)}): {raise_it} or use fewer "
-                "--workers, and run again"
-            )
-        if duckdb is not None and isinstance(exc, duckdb.IOException):
-            found = _os_error_in_text(exc)
-            if found is not None and (line := _os_fault(found)):
-                return line
-            return (
-                f"DuckDB could not read or write a file ({_first_line(exc)}): check free "
-                "space, limits and permissions there, and run again"
-            )
-        if duckdb is not None and isinstance(
-            exc, duckdb.TransactionException | duckdb.FatalException
-        ):
-            # A commit or checkpoint whose write failed: only the OS error counts here.
-            found = _os_error_in_text(exc)
-            if found is not None and (line := _os_fault(found)):
-                return line
+        line = _describe_one(exc)
+        if line:
+            return line
         exc, seen = exc.__cause__, seen + 1
+    return None
+
+
+def _found_in_text(exc: BaseException) -> str | None:
+    """The line for an OS error named only in an exception's text (DuckDB, Rust panics)."""
+    found = _os_error_in_text(exc)
+    return _os_fault(found) if found is not None else None
+
+
+def _describe_one(exc: BaseException) -> str | None:
+    if isinstance(exc, OSError):
+        return _os_fault(exc if exc.errno is not None else _os_error_in_text(exc) or exc)
+    if isinstance(exc, MemoryError):
+        return OUT_OF_MEMORY
+    if isinstance(exc, ImportError) or type(exc).__name__ == "PanicException":
+        return _found_in_text(exc)
+    duckdb = sys.modules.get("duckdb")  # never imported here: it raised, so it is loaded
+    if duckdb is None:
+        return None
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        setting = os.environ.get(MEMORY_LIMIT_ENV)
+        raise_it = f"raise {MEMORY_LIMIT_ENV} (now {setting})" if setting else "add memory"
+        return (
+            f"DuckDB ran out of memory ({_first_line(exc)}): {raise_it} or use fewer "
+            "--workers, and run again"
+        )
+    if isinstance(exc, duckdb.IOException):
+        return _found_in_text(exc) or (
+            f"DuckDB could not read or write a file ({_first_line(exc)}): check free "
+            "space, limits and permissions there, and run again"
+        )
+    if isinstance(exc, duckdb.TransactionException | duckdb.FatalException):
+        # A commit or checkpoint whose write failed: only the OS error counts here.
+        return _found_in_text(exc)
     return None

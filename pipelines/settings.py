@@ -7,10 +7,7 @@ The data directory defaults to `./data` and moves with `--data-dir` or `CRI_DATA
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -27,57 +24,6 @@ HUB_KEY_ENV = "CRI_HUB_KEY_FILE"
 CERTS_ENV = "CRI_CERTS_DIR"
 # DuckDB's memory limit for the checks of a delivery (e.g. `4GB`); DuckDB's default when unset.
 MEMORY_LIMIT_ENV = "CRI_DUCKDB_MEMORY_LIMIT"
-
-
-def data_dir(explicit: Path | None = None) -> Path:
-    """The hub's data directory: explicit argument, else `CRI_DATA_DIR`, else `./data`."""
-    if explicit is not None:
-        return Path(explicit)
-    return Path(os.environ.get(DATA_DIR_ENV) or "data")
-
-
-def landing_dir(explicit: Path | None, data: Path) -> Path:
-    """The landing zone: explicit argument, else `CRI_LANDING_DIR`, else `<data>/landing`."""
-    if explicit is not None:
-        return Path(explicit)
-    env = os.environ.get(LANDING_DIR_ENV)
-    return Path(env) if env else Path(data) / "landing"
-
-
-@cache
-def sql_text(relative: str) -> str:
-    """The text of one SQL file under `sql/`, e.g. `partner/pseudonymised_extract.sql`."""
-    return (SQL_DIR / relative).read_text(encoding="utf-8")
-
-
-def sql_statements(relative: str) -> list[str]:
-    """The statements of a SQL file, split at a `;` that ends a line, without comment lines."""
-    code = "\n".join(
-        line for line in sql_text(relative).splitlines() if not line.lstrip().startswith("--")
-    )
-    return [s.strip() for s in re.split(r";\s*\n", code + "\n") if s.strip(" \n;")]
-
-
-def execute_sql_file(con: Any, relative: str, parameters: dict[str, Any] | None = None) -> None:
-    """Run every statement of a SQL file, binding to each only the `$name` parameters it uses
-    (DuckDB binds parameters for one statement at a time)."""
-    for statement in sql_statements(relative):
-        used = parameters_used(statement, parameters)
-        con.execute(statement, used) if used else con.execute(statement)
-
-
-def parameters_used(sql: str, parameters: dict[str, Any] | None) -> dict[str, Any]:
-    """The `$name` parameters a statement refers to: DuckDB refuses unused ones."""
-    return {k: v for k, v in (parameters or {}).items() if f"${k}" in sql}
-
-
-def create_stage_tables(
-    con: Any, stage: str, tables: Iterable[str], parameters: dict[str, Any] | None = None
-) -> None:
-    """Create each table from `sql/<stage>/<table>.sql` (one select per file), in order."""
-    for table in tables:
-        sql = sql_text(f"{stage}/{table}.sql")
-        con.execute(f"create or replace table {table} as {sql}", parameters_used(sql, parameters))
 
 
 @dataclass(frozen=True)

@@ -27,16 +27,19 @@ import pyarrow as pa
 
 from pipelines.contracts import load_contract
 from pipelines.dialect import SEPARATOR
+from pipelines.errors import CriError
 from pipelines.fileio import (
     replace_atomically,
     sha256_file,
     temporary_sibling,
     write_json_atomically,
 )
+from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
-from pipelines.settings import create_stage_tables
+from pipelines.records import export_manifest_path
+from pipelines.sql import connect, create_table, create_tables, query, relation, sql_text
 from pipelines.stage_contracts import check_tables, write_tables
 from privacy.keys import KeyMaterial
 from privacy.recipients import add_signal_ids, create_person_refs
@@ -56,23 +59,9 @@ SIGNAL_FILE_COLUMNS = (
     "plan_monthly_cents",
     "crisis",
 )
-MONITORING_SQL = """
-    select cast($run_date as date) as run_date, gemeente_code,
-        count(*) filter (where decision = 'signalled') as signals,
-        count(*) filter (where decision = 'signalled' and reasons like '%MULTI_ARREARS%')
-            as multi_arrears,
-        count(*) filter (where decision = 'signalled' and reasons like '%NO_CAPACITY%')
-            as no_capacity,
-        count(*) filter (where decision = 'signalled' and reasons like '%ESCALATION%')
-            as escalations,
-        count(*) filter (where decision = 'excluded') as excluded_debt_assistance,
-        count(*) filter (where decision = 'suppressed_repeat') as suppressed_repeats
-    from signal_decisions group by gemeente_code
-"""
-HISTORY_COLUMNS = "run_date, person_id, qualifying_partners, arrears_cents"
 
 
-class SignalError(Exception):
+class SignalError(CriError):
     """The run has no linked data or plans to signal on."""
 
 
@@ -96,15 +85,24 @@ def _history(
         data_dir, "signals", [d for d in ledger_dates(data_dir) if earliest <= d < run_date]
     )
     if earlier:
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in earlier)
-        con.execute(
-            f"create table signal_history as select {HISTORY_COLUMNS} from read_parquet([{listed}])"
-        )
+        history_files = [str(p) for p in earlier]
+        create_table(con, "signals/signal_history", {"history_files": history_files})
     else:
-        con.execute(
-            "create table signal_history (run_date date, person_id varchar, "
-            "qualifying_partners varchar[], arrears_cents bigint)"
-        )
+        create_table(con, "signals/signal_history_none", table="signal_history")
+
+
+def _thresholds(con: duckdb.DuckDBPyConnection, signals_policy: dict) -> None:
+    """`signal_thresholds(partner, min_arrears_cents, min_days)` from the policy file."""
+    rows = [
+        {
+            "partner": partner,
+            "min_arrears_cents": int(t["min_arrears_cents"]),
+            "min_days": int(t["min_days"]),
+        }
+        for partner, t in signals_policy["thresholds"].items()
+    ]
+    con.register("threshold_rows", pa.Table.from_pylist(rows))
+    create_table(con, "signals/signal_thresholds")
 
 
 def signal_run(
@@ -123,27 +121,13 @@ def signal_run(
         "rules_version": str(policy["version"]),
     }
     contract = load_contract(*ANALYTICS_CONTRACT)
-    with duckdb.connect() as con:
-        con.execute("set enable_progress_bar = false")
+    with connect() as con:
         load_linked_tables(con, folder, ("persons", "claims", "plan_proposals"))
-        con.register(
-            "threshold_rows",
-            pa.Table.from_pylist(
-                [
-                    {
-                        "partner": partner,
-                        "min_arrears_cents": int(t["min_arrears_cents"]),
-                        "min_days": int(t["min_days"]),
-                    }
-                    for partner, t in signals_policy["thresholds"].items()
-                ]
-            ),
-        )
-        con.execute("create table signal_thresholds as select * from threshold_rows")
+        _thresholds(con, signals_policy)
         _history(con, data_dir, run_date, parameters["cooldown_days"])
-        create_stage_tables(con, "signals", ("signal_decisions", "signals"), parameters)
+        create_tables(con, "signals", ("signal_decisions", "signals"), parameters)
         add_signal_ids(con, "signals", hub_key.secret, run_date)
-        con.execute(f"create table signal_monitoring as {MONITORING_SQL}", {"run_date": run_date})
+        create_table(con, "signals/signal_monitoring", parameters)
         check_tables(
             con,
             contract,
@@ -151,30 +135,17 @@ def signal_run(
             {"cooldown_days": parameters["cooldown_days"]},
         )
         write_tables(con, contract, ["signals", "signal_monitoring"], folder)
-        counts = con.execute(
-            "select coalesce(sum(signals), 0), coalesce(sum(multi_arrears), 0), "
-            "coalesce(sum(no_capacity), 0), coalesce(sum(escalations), 0), "
-            "coalesce(sum(excluded_debt_assistance), 0), coalesce(sum(suppressed_repeats), 0) "
-            "from signal_monitoring"
-        ).fetchone()
-        gemeenten = [
-            row[0]
-            for row in con.execute(
-                "select distinct gemeente_code from signals order by 1"
-            ).fetchall()
-        ]
+        counts = [int(c) for c in query(con, "signals/signal_counts").fetchone()]
+        gemeenten = [row[0] for row in query(con, "signals/signal_gemeenten").fetchall()]
+    signals, multi, no_capacity, escalations, excluded, repeats = counts
     summary = SignalSummary(
         run_date,
-        int(counts[0]),
-        {
-            "MULTI_ARREARS": int(counts[1]),
-            "NO_CAPACITY": int(counts[2]),
-            "ESCALATION": int(counts[3]),
-        },
-        int(counts[4]),
-        int(counts[5]),
+        signals,
+        {"MULTI_ARREARS": multi, "NO_CAPACITY": no_capacity, "ESCALATION": escalations},
+        excluded,
+        repeats,
         gemeenten,
-        Path(data_dir) / "outbox" / run_date.isoformat(),
+        Layout(data_dir).outbox_date(run_date),
     )
     log.info("signals %s: %s for %s gemeenten", run_date, summary.signals, len(gemeenten))
     return summary
@@ -183,18 +154,10 @@ def signal_run(
 def signal_file_rows(folder: Path, hub_key: KeyMaterial) -> pl.DataFrame:
     """The rows of every gemeente's signal file, from the signals in `folder`: each person
     under the `person_ref` of the gemeente the signal goes to."""
-    with duckdb.connect() as con:
-        con.execute("set enable_progress_bar = false")
+    with connect() as con:
         load_linked_tables(con, folder, ("signals",))
-        create_person_refs(con, "select person_id, gemeente_code from signals", hub_key.secret)
-        return con.sql(
-            "select s.gemeente_code, s.signal_id, s.run_date as signal_date, r.person_ref, "
-            "s.reasons, array_to_string(s.partners, '|') as partners, s.arrears_cents, "
-            "s.outstanding_cents, s.arrears_since, s.plan_outcome, s.plan_monthly_cents, "
-            "s.crisis from signals as s inner join person_refs as r "
-            "on s.person_id = r.person_id and s.gemeente_code = r.gemeente_code "
-            "order by s.gemeente_code, s.signal_id"
-        ).pl()
+        create_person_refs(con, sql_text("signals/signal_recipients"), hub_key.secret)
+        return relation(con, "signals/signal_file_rows").pl()
 
 
 def write_signal_files(
@@ -220,7 +183,7 @@ def write_signal_files(
             )
         replace_atomically(temporary, target)
         write_json_atomically(
-            target.with_name("signals.manifest.json"),
+            export_manifest_path(target),
             {
                 "gemeente_code": code,
                 "run_date": run_date.isoformat(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -96,16 +97,53 @@ def query(con: Any, name: str, parameters: dict[str, Any] | None = None) -> Any:
         raise _fail(name, exc) from exc
 
 
-def copy_to_parquet(
-    con: Any, name: str, target: str, parameters: dict[str, Any] | None = None
+def copy_to(
+    con: Any,
+    name: str,
+    target: str | Path,
+    parameters: dict[str, Any] | None = None,
+    options: str = "(format parquet)",
 ) -> None:
-    """Write the result of `sql/<name>.sql` to a Parquet file (zstd) without a table between."""
+    """Write the result of `sql/<name>.sql` to a file with the given COPY options (e.g.
+    `pipelines.dialect.DUCKDB_COPY_CSV`); the default is Parquet as DuckDB writes it plainly."""
     sql = sql_text(name)
     try:
         con.execute(
-            f"copy ({sql}) to '{str(target).replace(chr(39), chr(39) * 2)}' "
-            "(format parquet, compression zstd)",
+            f"copy ({sql}) to '{str(target).replace(chr(39), chr(39) * 2)}' {options}",
             parameters_used(sql, parameters),
         )
     except duckdb.Error as exc:
         raise _fail(name, exc) from exc
+
+
+def copy_to_parquet(
+    con: Any, name: str, target: str, parameters: dict[str, Any] | None = None
+) -> None:
+    """Write the result of `sql/<name>.sql` to a Parquet file (zstd) without a table between."""
+    copy_to(con, name, target, parameters, "(format parquet, compression zstd)")
+
+
+def relation(con: Any, name: str, parameters: dict[str, Any] | None = None) -> Any:
+    """The query of `sql/<name>.sql` as a DuckDB relation, for `.pl()` (a Polars frame, which a
+    plain result cannot give). Binding errors name the file; it runs when fetched."""
+    sql = sql_text(name)
+    try:
+        return con.sql(sql, params=parameters_used(sql, parameters))
+    except duckdb.Error as exc:
+        raise _fail(name, exc) from exc
+
+
+def parquet_view(con: Any, view: str, files: list, *, union_by_name: bool = False) -> str:
+    """A view `view` over Parquet files. DuckDB refuses bound parameters in a view and a path
+    is never pasted into SQL text, so the relation API builds it; the files are read when the
+    view is (a view, not a table: nothing is held twice in memory). Returns the view's name."""
+    con.read_parquet([str(f) for f in files], union_by_name=union_by_name).create_view(view)
+    return view
+
+
+def connect(database: str | Path = ":memory:") -> Any:
+    """A DuckDB connection for a stage: no progress bar (the pipeline logs; a bar garbles the
+    log of a night). DuckDB refuses this setting in `config`, so it is set once here."""
+    con = duckdb.connect(str(database))
+    con.execute("set enable_progress_bar = false")
+    return con

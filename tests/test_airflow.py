@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import pytest
 
 from pipelines.run import run_night
 from pipelines.settings import PROJECT_ROOT
+from pipelines.stages import STAGE_NAMES
 from tests.helpers import (
     deliver_empty_extracts,
     hub_key_file,
@@ -110,6 +112,12 @@ def dags_test(env: dict, date: dt.date, data_dir: Path, key: Path) -> subprocess
     )
 
 
+def stage_labels(page: str) -> list[str]:
+    """The labels of the report's "seconds per stage" chart, in the order drawn."""
+    figure = page.split("Seconds per stage", 1)[1].split("</figure>", 1)[0]
+    return re.findall(r'text-anchor="end">([^<]+)</text>', figure)
+
+
 def table(data_dir: Path, name: str) -> list[tuple]:
     with duckdb.connect(str(data_dir / "warehouse" / "analytics.duckdb"), read_only=True) as con:
         return con.execute(
@@ -131,6 +139,8 @@ def test_dag_loads_with_tags_retries_and_mapping(airflow_env):
         "ids = [t.task_id for t in dag.tasks]\n"
         "assert ids == ['find_deliveries', 'ingest', 'link', 'plans', 'signals', 'publish',"
         " 'report'], ids\n"
+        "from pipelines.stages import STAGE_NAMES\n"
+        "assert ids[1:] == list(STAGE_NAMES), ids  # made from the one declaration\n"
         "assert dag.get_task('ingest').is_mapped\n"
         "assert dag.get_task('publish').outlets and dag.get_task('report').outlets\n"
     )
@@ -174,7 +184,13 @@ def test_three_dates_in_order_match_three_cli_runs(airflow_env, tmp_path):
         assert files_a == sorted(p.relative_to(outbox_c) for p in outbox_c.rglob("*.csv"))
         for relative in files_a:
             assert (outbox_a / relative).read_bytes() == (outbox_c / relative).read_bytes()
-        assert (via_airflow / "reports" / date.isoformat() / "index.html").is_file()
+        # both reports time every stage but the report itself, in the declared order
+        for root in (via_airflow, via_cli):
+            page = (root / "reports" / date.isoformat() / "index.html").read_text("utf-8")
+            assert stage_labels(page) == list(STAGE_NAMES[:-1]), (root, stage_labels(page))
+        for relative in sorted(p.relative_to(outbox_c) for p in outbox_c.rglob("*.json")):
+            if relative.name != "delivery.json":  # delivery ids and times differ
+                assert (outbox_a / relative).read_bytes() == (outbox_c / relative).read_bytes()
     [rejection] = table(via_airflow, "rejections")
     assert rejection[:4] == (DATES[1], "CJIB", "claims", "sha256_mismatch")
 

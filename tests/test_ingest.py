@@ -83,7 +83,7 @@ def test_parquet_delivery_is_accepted(night):
 
 
 def test_leak_guard_sql_matches_python(tmp_path):
-    from pipelines.settings import execute_sql_file
+    from pipelines.sql import run_script
     from privacy.bsn import looks_like_raw_bsn
 
     samples = [
@@ -100,7 +100,7 @@ def test_leak_guard_sql_matches_python(tmp_path):
         None,
     ]
     with duckdb.connect() as con:
-        execute_sql_file(con, "privacy/bsn_macros.sql")
+        run_script(con, "privacy/bsn_macros.sql")
         got = [
             con.execute("select looks_like_raw_bsn($t)", {"t": s}).fetchone()[0] for s in samples
         ]
@@ -153,3 +153,45 @@ def test_parallel_ingest_equals_sequential(night, tmp_path_factory):
         if outcome.staged_path:
             twin = other / outcome.staged_path.relative_to(night)
             assert pl.read_parquet(outcome.staged_path).equals(pl.read_parquet(twin))
+
+
+def test_detail_lines_name_the_file_and_every_broken_rule(night):
+    folder = night / "landing" / DATE / "CJIB"
+    set_field(folder, 2, "stage", "unknown")
+    set_field(folder, 3, "debt_assistance", "yes")
+    set_field(folder, 4, "debt_assistance", "no")
+    outcomes = {(o.partner, o.dataset): o for o in check_delivery(folder)}
+    rejected = outcomes[("CJIB", "claims")]
+    head, *rules = rejected.detail_lines()
+    assert head == f"{folder / 'claims.csv'}: 2 rules broken"
+    assert rules == [
+        f"[{v.rule}] {v.message} ({v.rows} row{'s' * (v.rows > 1)}: "
+        f"line{'s' * (v.rows > 1)} {', '.join(map(str, v.example_lines))}). Remedy: correct "
+        "the rows at the listed lines and deliver the whole dataset again."
+        for v in rejected.violations
+    ]
+    assert [v.rule for v in rejected.violations] == ["debt_assistance.format", "stage.stage_known"]
+    assert "1 more rule(s) broken" in rejected.summary()  # the one-line summary is unchanged
+    assert check_delivery(night / "landing" / DATE / "BD")[0].detail_lines() == []
+
+
+def test_detail_lines_show_a_few_lines_and_every_remedy():
+    from pipelines.ingest import IngestOutcome, Violation
+
+    outcome = IngestOutcome(
+        "CJIB",
+        "claims",
+        "rejected",
+        violations=[
+            Violation("missing_column", "missing column(s): stage"),
+            Violation("claim_ref.unique", "claim_ref must be unique", 12, list(range(2, 12))),
+        ],
+        data_file=None,
+    )
+    assert outcome.detail_lines() == [
+        "CJIB/claims: 2 rules broken",
+        "[missing_column] missing column(s): stage. Remedy: deliver every column of the "
+        "contract, named exactly as in the contract.",
+        "[claim_ref.unique] claim_ref must be unique (12 rows: lines 2, 3, 4, 5, 6 and more). "
+        "Remedy: correct the rows at the listed lines and deliver the whole dataset again.",
+    ]

@@ -1,5 +1,4 @@
 -- grain: one row per person of a committed run date, with persistence from the run before it
-create or replace table persistence_refreshed as
 select
     persons.person_id,
     cast(
@@ -10,4 +9,4 @@ select
         end as integer
     ) as persistence_runs
 from persons
-left join previous_persons as previous on persons.person_id = previous.person_id;
+left join previous_persons as previous on persons.person_id = previous.person_id

@@ -1,0 +1,384 @@
+"""The one compiler from an ODCS contract to SQL: the checks of delivery contracts (run by Great
+Expectations at ingest) and of stage contracts (run in DuckDB before a stage's output moves on),
+plus the few statements a contract's columns shape (typed views, column lists, COMMENTs).
+
+Every name and value a contract puts into SQL passes through `identifier` or `literal`, so a
+column called `a "b"` or `net amount` compiles to valid SQL and can never end a string early.
+Great Expectations formats its queries (`{batch}`), so for it every brace of quoted text is
+doubled as well (`GX`); stage checks run in DuckDB as written (`DUCKDB`).
+
+The two users word their rules differently and count differently (a delivery rule lists the
+offending rows by line, a stage rule counts them), so each has its own assembler below, built
+from the same conditions and the same quoting. Rule names and descriptions are part of the
+interface: partners look delivery rule names up, and both appear in reports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.contracts import Contract, ContractError
+
+TEXT_SUFFIX = "__text"
+LINKAGE_PSEUDONYM = "[0-9a-f]{64}"
+GX_BATCH = "{batch}"  # where GX puts the checked relation
+STAGED_VIEW = "delivery_staged"  # line + the contract's typed columns (see `delivery_views`)
+
+_INTEGER = "-?[0-9]{1,18}"
+_DATE = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_COUNT_PREFIX = re.compile(r"^\s*select\s+count\(\*\)\s+from\s+", re.IGNORECASE)
+
+
+# ---------------------------------------------------------------- quoting
+
+
+def identifier(name: str) -> str:
+    """A SQL identifier: double-quoted, embedded double quotes doubled."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A SQL string literal: single-quoted, embedded single quotes doubled."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def sql_value(value: Any) -> str:
+    """A number as written; anything else (text, dates, booleans) as a string literal."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return literal(str(value))
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Quoting:
+    """How names and values are written for one consumer of the SQL.
+
+    `formatted`: the consumer runs `str.format` over the query (GX, for `{batch}`), so braces in
+    quoted text are doubled to come out unchanged."""
+
+    formatted: bool = False
+
+    def _safe(self, sql: str) -> str:
+        return sql.replace("{", "{{").replace("}", "}}") if self.formatted else sql
+
+    def name(self, name: str) -> str:
+        return self._safe(identifier(name))
+
+    def text(self, text: str) -> str:
+        return self._safe(literal(text))
+
+    def value(self, value: Any) -> str:
+        return self._safe(sql_value(value))
+
+
+DUCKDB = Quoting()
+GX = Quoting(formatted=True)
+
+
+def fill_parameters(query: str, parameters: Mapping[str, Any] | None, quoting: Quoting) -> str:
+    """Write the `$name` placeholders of a contract's SQL rule as values.
+
+    Used where the SQL cannot be bound: GX cannot bind parameters, and a stage's policy number
+    must stay in the policy file. Values are the hub's own (validated); `$name` never matches
+    the start of a longer `$name_more`."""
+    for key, value in (parameters or {}).items():
+        query = re.sub(rf"\${re.escape(key)}\b", lambda _, v=value: quoting.value(v), query)
+    return query
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One check: a stable name partners can look up, a sentence, and the SQL that finds rows.
+
+    For a delivery rule the query lists offending rows (`select line from {batch} ...`, braces
+    of quoted text doubled); for a stage rule it returns their number."""
+
+    name: str
+    description: str
+    query: str
+
+
+# ---------------------------------------------------------------- conditions both users share
+
+
+def not_matching(column: str, pattern: str) -> str:
+    """Rows whose non-null `column` does not match `pattern` (both already quoted)."""
+    return f"{column} is not null and not regexp_full_match({column}, {pattern})"
+
+
+def beyond(column: str, key: str, value: str) -> str:
+    """Rows below a `minimum` or above a `maximum` (`value` already written as SQL)."""
+    return f"{column} {'<' if key == 'minimum' else '>'} {value}"
+
+
+# ---------------------------------------------------------------- delivery contracts (GX)
+
+
+def text_column(name: str, logical_type: str | None) -> str:
+    """The column holding a property's delivered text in the `delivery` view."""
+    return name if logical_type in (None, "string") else f"{name}{TEXT_SUFFIX}"
+
+
+def _rows_where(condition: str) -> str:
+    return f"select line from {GX_BATCH} where {condition} order by line"
+
+
+_FORMATS = {
+    # logicalType: (condition a well-written value meets, given the quoted text column; wording)
+    "integer": (
+        lambda t: f"regexp_full_match({t}, {GX.text(_INTEGER)})",
+        "{name} must be a whole number of cents (digits only, no decimals)",
+    ),
+    "date": (
+        lambda t: f"regexp_full_match({t}, {GX.text(_DATE)}) and try_cast({t} as date) is not null",
+        "{name} must be a date written YYYY-MM-DD",
+    ),
+    "boolean": (
+        lambda t: f"{t} in ('true', 'false')",
+        "{name} must be true or false (lower case)",
+    ),
+}
+
+
+def _presence_rules(prop: Any) -> list[Rule]:
+    """Present and well written: checked on the delivered text, so a badly written number is a
+    format error, never a confusing range error."""
+    name = prop.name
+    text = GX.name(text_column(name, prop.logicalType))
+    rules = []
+    if prop.required:
+        rules.append(
+            Rule(f"{name}.required", f"{name} must not be empty", _rows_where(f"{text} is null"))
+        )
+    if prop.logicalType in _FORMATS:
+        well_written, wording = _FORMATS[prop.logicalType]
+        rules.append(
+            Rule(
+                f"{name}.format",
+                wording.format(name=name),
+                _rows_where(f"{text} is not null and not ({well_written(text)})"),
+            )
+        )
+    return rules
+
+
+def _option_rules(prop: Any) -> list[Rule]:
+    """The value rules of `logicalTypeOptions`, on the typed column."""
+    name, column, options = prop.name, GX.name(prop.name), prop.logicalTypeOptions or {}
+    rules = []
+    if "pattern" in options:
+        condition = not_matching(column, GX.text(options["pattern"]))
+        rules.append(
+            Rule(
+                f"{name}.pattern", f"{name} must match {options['pattern']}", _rows_where(condition)
+            )
+        )
+    for key, op in (("minLength", "<"), ("maxLength", ">")):
+        if key in options:
+            condition = f"length({column}) {op} {int(options[key])}"
+            rules.append(
+                Rule(
+                    f"{name}.{key}",
+                    f"{name} length must be {key} {options[key]}",
+                    _rows_where(condition),
+                )
+            )
+    for key, word in (("minimum", "at least"), ("maximum", "at most")):
+        if key in options:
+            condition = beyond(column, key, GX.value(options[key]))
+            rules.append(
+                Rule(
+                    f"{name}.{key}", f"{name} must be {word} {options[key]}", _rows_where(condition)
+                )
+            )
+    return rules
+
+
+def _unique_rule(prop: Any) -> list[Rule]:
+    """Every row of a repeated value is listed, so the partner sees all of them."""
+    if not prop.unique:
+        return []
+    column = GX.name(prop.name)
+    condition = (
+        f"{column} in (select {column} from {GX_BATCH} group by {column} having count(*) > 1)"
+    )
+    return [
+        Rule(
+            f"{prop.name}.unique",
+            f"{prop.name} must be unique within the file",
+            _rows_where(condition),
+        )
+    ]
+
+
+def _count_rule_sql(quality: Any, rule: str) -> str:
+    """A contract SQL rule's query, checked to count rows of `{object}`."""
+    query = quality.query or ""
+    if not _COUNT_PREFIX.match(query) or "{object}" not in query:
+        raise ContractError(
+            f"rule {rule}: SQL rules must read `select count(*) from {{object}} ...`"
+        )
+    return query
+
+
+def _delivery_quality_rule(column: str, quality: Any, parameters: Mapping[str, str]) -> Rule:
+    name = f"{column}.{quality.name}"
+    description = quality.description or name
+    if quality.type == "library" and quality.metric == "invalidValues":
+        allowed = ", ".join(GX.text(v) for v in quality.arguments["validValues"])
+        quoted = GX.name(column)
+        return Rule(
+            name, description, _rows_where(f"{quoted} is not null and {quoted} not in ({allowed})")
+        )
+    if quality.type == "sql":
+        # Contract SQL counts offending rows; listing them is the same query selecting `line`.
+        # GX inserts `{batch}` as `(...) AS subselect`; wrapping it once more keeps an alias
+        # the contract gives `{object}` valid.
+        query = _COUNT_PREFIX.sub("select line from ", _count_rule_sql(quality, name), count=1)
+        query = query.replace("{object}", f"(select * from {GX_BATCH})")
+        return Rule(name, description, f"{fill_parameters(query, parameters, GX)} order by line")
+    raise ContractError(f"rule {name}: unsupported quality rule {quality.type}")
+
+
+def leak_guard_rules(contract: Contract) -> list[Rule]:
+    """The hub's own guard: no text column may hold what looks like a raw BSN."""
+    return [
+        Rule(
+            f"{p.name}.raw_bsn",
+            f"{p.name} holds what looks like a raw BSN (9 digits passing the elfproef); "
+            "BSNs must be pseudonymised before delivery",
+            _rows_where(f"looks_like_raw_bsn({GX.name(p.name)})"),
+        )
+        for p in contract.properties
+        if p.logicalType in (None, "string")
+    ]
+
+
+def delivery_rules(contract: Contract, *, parameters: Mapping[str, str]) -> list[Rule]:
+    """Every rule of a delivery contract as a GX row query: presence and format first (a value
+    rule on a badly written column says nothing useful), then values, then the leak guard.
+
+    `parameters` fills `$name` placeholders of the contract's SQL rules (e.g. `$partner`,
+    `$extract_date`) as literals, because GX cannot bind parameters.
+    """
+    presence: list[Rule] = []
+    values: list[Rule] = []
+    for prop in contract.properties:
+        presence += _presence_rules(prop)
+        values += _option_rules(prop) + _unique_rule(prop)
+        values += [_delivery_quality_rule(prop.name, q, parameters) for q in prop.quality or []]
+    return presence + values + leak_guard_rules(contract)
+
+
+def delivery_views(contract: Contract) -> list[str]:
+    """The views over `delivery_text` (every column as delivered text) that ingest checks and
+    stages: `delivery` has each column typed as the contract says (`try_cast`) plus, for
+    non-text columns, the delivered text as `<column>__text`; `delivery_staged` has only the
+    contract's typed columns, in contract order."""
+    parts = ["line"]
+    for prop in contract.properties:
+        column = identifier(prop.name)
+        if text_column(prop.name, prop.logicalType) == prop.name:
+            parts.append(column)
+        else:
+            parts.append(f"try_cast({column} as {prop.physicalType}) as {column}")
+            parts.append(f"{column} as {identifier(prop.name + TEXT_SUFFIX)}")
+    staged = ["line"] + [identifier(c) for c in contract.columns]
+    return [
+        f"create or replace view delivery as select {', '.join(parts)} from delivery_text",
+        f"create or replace view {STAGED_VIEW} as select {', '.join(staged)} from delivery",
+    ]
+
+
+# ---------------------------------------------------------------- stage contracts (DuckDB)
+
+
+def _property_stage_rules(table: str, prop: Any) -> list[Rule]:
+    """A table column's rules as counts; a null in a unique column counts as a repeat."""
+    relation, column = identifier(table), identifier(prop.name)
+    options = prop.logicalTypeOptions or {}
+    rules = []
+    if prop.required:
+        query = f"select count(*) from {relation} where {column} is null"
+        rules.append(Rule(f"{table}.{prop.name}.required", f"{prop.name} is never null", query))
+    if prop.unique:
+        query = f"select count(*) - count(distinct {column}) from {relation}"
+        rules.append(Rule(f"{table}.{prop.name}.unique", f"{prop.name} is unique", query))
+    if "pattern" in options:
+        condition = not_matching(column, literal(options["pattern"]))
+        rules.append(
+            Rule(
+                f"{table}.{prop.name}.pattern",
+                f"{prop.name} matches {options['pattern']}",
+                f"select count(*) from {relation} where {condition}",
+            )
+        )
+    for key in ("minimum", "maximum"):
+        if key in options:
+            condition = beyond(column, key, sql_value(options[key]))
+            rules.append(
+                Rule(
+                    f"{table}.{prop.name}.{key}",
+                    f"{prop.name} {key} {options[key]}",
+                    f"select count(*) from {relation} where {condition}",
+                )
+            )
+    return rules
+
+
+def _pseudonym_guard(table: str, properties: Iterable[Any]) -> list[Rule]:
+    """The privacy invariant in code: no text value may look like a linkage pseudonym."""
+    text_columns = [identifier(p.name) for p in properties if p.physicalType == "VARCHAR"]
+    if not text_columns:
+        return []
+    condition = " or ".join(
+        f"regexp_full_match({c}, {literal(LINKAGE_PSEUDONYM)})" for c in text_columns
+    )
+    return [
+        Rule(
+            f"{table}.no_linkage_pseudonym",
+            "no text value looks like a linkage pseudonym",
+            f"select count(*) from {identifier(table)} where {condition}",
+        )
+    ]
+
+
+def stage_rules(schema: Any, table: str, parameters: Mapping[str, int] | None = None) -> list[Rule]:
+    """The rules of one table of a stage contract (`schema` is its ODCS schema object), each a
+    query returning the number of offending rows: column rules, then the table's SQL rules
+    (`{object}` is the table; `$name` placeholders filled with whole numbers), then the guard."""
+    properties = schema.properties or []
+    rules = [rule for prop in properties for rule in _property_stage_rules(table, prop)]
+    whole = {key: int(value) for key, value in (parameters or {}).items()}
+    for quality in schema.quality or []:
+        query = quality.query.replace("{object}", identifier(table))
+        rules.append(
+            Rule(
+                f"{table}.{quality.name}",
+                quality.description or quality.name,
+                fill_parameters(query, whole, DUCKDB),
+            )
+        )
+    return rules + _pseudonym_guard(table, properties)
+
+
+def comment_statements(schema: Any, table: str) -> list[str]:
+    """COMMENT ON statements for a table and its columns, from the contract's descriptions."""
+    grain = schema.dataGranularityDescription
+    text = f"{schema.description.strip()} Grain: {grain}." if grain else schema.description
+    statements = [f"comment on table {identifier(table)} is {literal(text)}"]
+    statements += [
+        f"comment on column {identifier(table)}.{identifier(p.name)} "
+        f"is {literal(p.description.strip())}"
+        for p in schema.properties or []
+    ]
+    return statements
+
+
+def select_columns(schema: Any, table: str) -> str:
+    """`select <the contract's columns, in contract order> from <table>`."""
+    columns = ", ".join(identifier(p.name) for p in schema.properties or [])
+    return f"select {columns} from {identifier(table)}"

@@ -1,0 +1,21 @@
+-- grain: one row per signal, as the gemeente's signal file shows it (person_ref, not person_id)
+-- the columns in the order of the signal file
+select -- noqa: ST06
+    signals.gemeente_code,
+    signals.signal_id,
+    signals.run_date as signal_date,
+    refs.person_ref,
+    signals.reasons,
+    array_to_string(signals.partners, '|') as partners,
+    signals.arrears_cents,
+    signals.outstanding_cents,
+    signals.arrears_since,
+    signals.plan_outcome,
+    signals.plan_monthly_cents,
+    signals.crisis
+from signals
+inner join person_refs as refs
+    on
+        signals.person_id = refs.person_id
+        and signals.gemeente_code = refs.gemeente_code
+order by signals.gemeente_code, signals.signal_id

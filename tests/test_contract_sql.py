@@ -1,0 +1,180 @@
+"""The contract compiler: one quoting for every name and value a contract puts into SQL, so odd
+column and table names compile to SQL that runs, for delivery rules (through GX) and stage rules
+(in DuckDB) alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from open_data_contract_standard.model import OpenDataContractStandard
+
+from pipelines import contract_sql
+from pipelines.contract_runner import run_rules
+from pipelines.contract_sql import (
+    delivery_rules,
+    delivery_views,
+    fill_parameters,
+    identifier,
+    literal,
+    stage_rules,
+)
+from pipelines.contracts import Contract, ContractError, load_contract
+
+# Names a contract may legally use that naive quoting breaks: a double quote, a space, braces
+# (GX formats its queries), a single quote.
+QUOTED = 'say "hi"'
+SPACED = "net amount"
+BRACED = "code{x}"
+APOSTROPHE = "o'brien"
+
+
+def _contract(properties: list[dict], table: str = "odd", quality: list | None = None) -> Contract:
+    model = OpenDataContractStandard.model_validate(
+        {
+            "apiVersion": "v3.1.0",
+            "kind": "DataContract",
+            "id": "odd",
+            "name": "odd",
+            "version": "1.0.0",
+            "status": "active",
+            "schema": [
+                {
+                    "name": table,
+                    "physicalType": "table",
+                    "description": "Odd names.",
+                    "properties": properties,
+                    "quality": quality or [],
+                }
+            ],
+        }
+    )
+    return Contract(name="odd", version="1.0.0", path=Path("odd.yaml"), model=model)
+
+
+def test_identifiers_and_literals_double_their_own_quotes():
+    assert identifier('say "hi"') == '"say ""hi"""'
+    assert literal("o'brien") == "'o''brien'"
+    assert contract_sql.GX.name("code{x}") == '"code{{x}}"'
+    assert contract_sql.DUCKDB.name("code{x}") == '"code{x}"'
+
+
+def test_parameters_fill_whole_names_only():
+    sql = "where p = $partner and q = $partner_code"
+    assert fill_parameters(sql, {"partner": "CJIB"}, contract_sql.DUCKDB) == (
+        "where p = 'CJIB' and q = $partner_code"
+    )
+
+
+ODD_DELIVERY = [
+    {"name": QUOTED, "logicalType": "string", "physicalType": "VARCHAR", "required": True},
+    {
+        "name": SPACED,
+        "logicalType": "integer",
+        "physicalType": "BIGINT",
+        "required": True,
+        "logicalTypeOptions": {"minimum": 1},
+    },
+    {
+        "name": BRACED,
+        "logicalType": "string",
+        "physicalType": "VARCHAR",
+        "unique": True,
+        "logicalTypeOptions": {"pattern": "^[A-Z]{2}$"},
+    },
+    {"name": APOSTROPHE, "logicalType": "string", "physicalType": "VARCHAR"},
+]
+
+
+def test_odd_column_names_compile_and_run_through_gx(tmp_path):
+    contract = _contract(ODD_DELIVERY)
+    database = tmp_path / "odd.duckdb"
+    rows = [  # line, QUOTED, SPACED, BRACED, APOSTROPHE
+        (2, "a", "5", "AB", "x"),
+        (3, None, "0", "AB", "y"),  # required broken, below minimum, BRACED repeated
+        (4, "c", "1.5", "abc", "z"),  # not a whole number, pattern broken
+    ]
+    with duckdb.connect(str(database)) as con:
+        columns = ", ".join(f"{identifier(c)} varchar" for c in contract.columns)
+        con.execute(f"create table delivery_text (line bigint, {columns})")
+        con.executemany(f"insert into delivery_text values ({', '.join('?' * 5)})", rows)
+        con.execute("create macro looks_like_raw_bsn(x) as false")
+        for statement in delivery_views(contract):
+            con.execute(statement)
+    rules = delivery_rules(contract, parameters={})
+    report = run_rules(database, rules, contract=contract, suite_name="odd")
+    failed = {r.rule: r.example_lines for r in report.failures}
+    assert failed == {
+        f"{QUOTED}.required": [3],
+        f"{SPACED}.format": [4],
+        f"{SPACED}.minimum": [3],
+        f"{BRACED}.pattern": [4],
+        f"{BRACED}.unique": [2, 3],
+    }
+    assert {r.rule for r in report.results} >= {f"{APOSTROPHE}.raw_bsn"}
+
+
+def test_odd_table_and_column_names_compile_and_run_in_duckdb():
+    contract = _contract(
+        [
+            {"name": QUOTED, "physicalType": "VARCHAR", "required": True, "description": "q."},
+            {
+                "name": SPACED,
+                "physicalType": "BIGINT",
+                "unique": True,
+                "logicalTypeOptions": {"maximum": 9},
+                "description": "n.",
+            },
+        ],
+        table="odd table",
+        quality=[
+            {
+                "name": "small",
+                "type": "sql",
+                "query": 'select count(*) from {object} where "net amount" > $limit',
+            }
+        ],
+    )
+    schema = contract.model.schema_[0]
+    with duckdb.connect() as con:
+        con.execute('create table "odd table" ("say ""hi""" varchar, "net amount" bigint)')
+        con.execute("""insert into "odd table" values ('a', 1), (null, 10), ('c', 10)""")
+        counts = {
+            rule.name: con.execute(rule.query).fetchone()[0]
+            for rule in stage_rules(schema, "odd table", {"limit": 5})
+        }
+        for statement in contract_sql.comment_statements(schema, "odd table"):
+            con.execute(statement)
+        assert con.execute(contract_sql.select_columns(schema, "odd table")).fetchall()
+    assert counts == {
+        f"odd table.{QUOTED}.required": 1,
+        f"odd table.{SPACED}.unique": 1,
+        f"odd table.{SPACED}.maximum": 2,
+        "odd table.small": 2,
+        "odd table.no_linkage_pseudonym": 0,
+    }
+
+
+def test_the_real_contracts_compile_to_the_same_rule_names():
+    """Rule names are what partners look up: pin those of the delivered contracts."""
+    claims = load_contract("claims", "1.0.0")
+    names = [r.name for r in delivery_rules(claims, parameters={"partner": "CJIB"})]
+    assert names[0] == f"{claims.columns[0]}.required"
+    assert "stage.stage_known" in names and "debt_assistance.format" in names
+    assert len(names) == len(set(names))
+
+
+def test_a_sql_rule_that_does_not_count_rows_is_a_contract_error():
+    contract = _contract(
+        [
+            {
+                "name": "x",
+                "logicalType": "string",
+                "physicalType": "VARCHAR",
+                "quality": [{"name": "bad", "type": "sql", "query": "select x from {object}"}],
+            }
+        ]
+    )
+    with pytest.raises(ContractError, match=r"rule x\.bad: SQL rules must read"):
+        delivery_rules(contract, parameters={})
