@@ -44,11 +44,16 @@ class RunFailed(CriError):
     nothing_published = True
 
 
-class SnapshotFailed(RunFailed):
-    """The night's files were delivered, but the analysts' snapshot could not be rebuilt (the
-    previous one stands); a rerun of the date delivers the same signals and publishes."""
+class AfterCommitFailed(RunFailed):
+    """The night's tables were committed (and perhaps its files delivered) before a later step
+    failed; a rerun of the date finishes it (and delivers the same signals again)."""
 
     nothing_published = False
+
+
+class SnapshotFailed(AfterCommitFailed):
+    """The night's files were delivered, but the analysts' snapshot could not be rebuilt (the
+    previous one stands); a rerun of the date delivers the same signals and publishes."""
 
 
 def night_folder(layout: Layout, run_date: dt.date, *, needs: str = SELECTION_RECORD) -> Path:
@@ -88,11 +93,16 @@ def commit_and_deliver(
     marker.touch()
     final = swap_in(folder, layout.linked_date(run_date))
     kill_point("after_commit")
-    rederived = derive_later_dates(layout, run_date, key)
-    marker.unlink()
-    delivery = deliver_night(
-        layout.data_dir, run_date, folder=final, decision=decision, hub_key=key, certs=certs
-    )
+    try:
+        rederived = derive_later_dates(layout, run_date, key)
+        marker.unlink()
+        delivery = deliver_night(
+            layout.data_dir, run_date, folder=final, decision=decision, hub_key=key, certs=certs
+        )
+    except CriError as exc:
+        raise AfterCommitFailed(
+            f"the night {run_date} was committed, but {exc.one_line()}; run this date again"
+        ) from exc
     return delivery, rederived
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.fileio import replace_atomically, temporary_sibling
-from pipelines.records import export_manifest_path, read_json
+from pipelines.records import SIGNALS_MANIFEST, read_json
 from privacy.cms import CmsError, decrypt, load_certificate, load_private_key, verify_with_openssl
 
 
@@ -31,7 +31,7 @@ def open_signal_file(
     """Decrypt with the gemeente's key, verify the hub's signature against the CA, check the
     sha256 and row count of the manifest next to the message, and write the CSV."""
     message = Path(message)
-    manifest_path = export_manifest_path(message)
+    manifest_path = message.with_name(SIGNALS_MANIFEST)  # the hub's name, even if renamed
     if not manifest_path.is_file():
         raise CmsError(f"{manifest_path}: the manifest delivered with the signals is missing")
     manifest = read_json(manifest_path)

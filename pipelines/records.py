@@ -25,6 +25,7 @@ from pipelines.fileio import write_json_atomically
 log = logging.getLogger(__name__)
 
 MANIFEST_SUFFIX = ".manifest.json"
+SIGNALS_MANIFEST = "signals.manifest.json"  # next to each gemeente's signal file, whatever its name
 RECEIPT_SUFFIX = ".receipt.json"
 REASON = "reason.json"
 RUN_RECORD = "run.json"

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pipelines.commit import RunFailed, SnapshotFailed
-from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_REJECTIONS
+from pipelines.commit import AfterCommitFailed, RunFailed, SnapshotFailed
+from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_REJECTIONS, CriError
 from pipelines.lock import data_dir_lock
 from pipelines.night import Night, hub_key
 from pipelines.settings import Settings
@@ -84,5 +84,13 @@ def run_night(
         for stage in STAGES:
             if on_stage_start:
                 on_stage_start(stage.name)
-            run_stage(stage, night, on_stage=on_stage)
+            try:
+                run_stage(stage, night, on_stage=on_stage)
+            except CriError as exc:
+                if "publish" in night.results and getattr(exc, "nothing_published", True):
+                    raise AfterCommitFailed(
+                        f"the night {run_date} was published, but the {stage.name} stage "
+                        f"failed: {exc.one_line()}"
+                    ) from exc
+                raise
     return night

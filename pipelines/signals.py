@@ -38,7 +38,7 @@ from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
-from pipelines.records import export_manifest_path
+from pipelines.records import SIGNALS_MANIFEST
 from pipelines.sql import connect, create_table, create_tables, query, relation, sql_text
 from pipelines.stage_contracts import check_tables, write_tables
 from privacy.keys import KeyMaterial
@@ -183,7 +183,7 @@ def write_signal_files(
             )
         replace_atomically(temporary, target)
         write_json_atomically(
-            export_manifest_path(target),
+            target.with_name(SIGNALS_MANIFEST),
             {
                 "gemeente_code": code,
                 "run_date": run_date.isoformat(),

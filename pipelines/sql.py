@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from pipelines.errors import CriError
+from pipelines.resource_faults import describe as describe_fault
 from pipelines.settings import SQL_DIR
 
 
@@ -45,6 +46,11 @@ def parameters_used(sql: str, parameters: dict[str, Any] | None) -> dict[str, An
 
 
 def _fail(name: str, exc: duckdb.Error, table: str | None = None) -> SqlError:
+    """The error naming the file (and table); a fault of the machine (out of memory, disk
+    full, a file limit) keeps its own line saying what to do, since the SQL is not at fault."""
+    resource = describe_fault(exc)
+    if resource is not None:
+        return SqlError(resource)
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     target = f" (building table {table})" if table else ""
     return SqlError(f"sql/{name.removesuffix('.sql')}.sql{target}: {first}")
@@ -137,7 +143,14 @@ def parquet_view(con: Any, view: str, files: list, *, union_by_name: bool = Fals
     """A view `view` over Parquet files. DuckDB refuses bound parameters in a view and a path
     is never pasted into SQL text, so the relation API builds it; the files are read when the
     view is (a view, not a table: nothing is held twice in memory). Returns the view's name."""
-    con.read_parquet([str(f) for f in files], union_by_name=union_by_name).create_view(view)
+    try:
+        con.read_parquet([str(f) for f in files], union_by_name=union_by_name).create_view(view)
+    except duckdb.Error as exc:
+        resource = describe_fault(exc)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SqlError(
+            resource or f"{files[0] if files else view}: cannot be read as Parquet ({first})"
+        ) from exc
     return view
 
 

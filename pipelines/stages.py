@@ -153,10 +153,8 @@ def _ingest_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _ingest_lines(records: list[dict[str, Any]]) -> LogLines:
-    return [
-        (logging.WARNING if r["status"] == "rejected" else logging.INFO, r["summary"])
-        for r in records
-    ]
+    # INFO: each rejection was told as it happened (the CLI's line, the mapped task's log).
+    return [(logging.INFO, r["summary"]) for r in records]
 
 
 # ---- link, plans, signals ------------------------------------------------------------------
@@ -210,7 +208,10 @@ def _link_lines(linked: tuple[Any, Any]) -> LogLines:
             f"linked {result.claims} claims of {result.persons} persons; "
             f"{result.persons_multi} at 2+ partners",
         ),
-        *[(logging.WARNING, f"carried forward: {c.describe()}") for c in selection.stale],
+        *[
+            (logging.WARNING, f"{c.label}: carried forward from {c.extract_date}")
+            for c in selection.stale
+        ],
         *[
             (logging.WARNING, f"{c.label}: no accepted data within the staleness limit; left out")
             for c in selection.left_out
@@ -293,7 +294,8 @@ def _publish_summary(published: tuple[Any, list[Any], Path]) -> dict[str, Any]:
 
 def _publish_lines(published: tuple[Any, list[Any], Path]) -> LogLines:
     delivery, rederived, snapshot = published
-    lines: LogLines = [(logging.WARNING, delivery.note)] if delivery.note else []
+    # INFO: the CLI prints the note itself; the DAG's publish log shows it at INFO.
+    lines: LogLines = [(logging.INFO, delivery.note)] if delivery.note else []
     return [
         *lines,
         (

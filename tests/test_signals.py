@@ -304,3 +304,22 @@ def test_another_gemeente_cannot_open_it(delivered, tmp_path):
         capture_output=True,
     )
     assert failed.returncode != 0
+
+
+def test_a_gemeente_opens_its_file_where_it_saved_it_even_renamed(delivered, tmp_path):
+    """Without --out the CSV lands next to the message (the gemeente's own folder), never in
+    the current folder; a renamed message still finds the hub's `signals.manifest.json`."""
+    data_dir, _, keys = delivered
+    outbox = data_dir / "outbox" / D.isoformat() / "GM0363"
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    shutil.copy(outbox / "signals.csv.p7m", inbox / f"GM0363-{D}.p7m")
+    shutil.copy(outbox / "signals.manifest.json", inbox / "signals.manifest.json")
+    opened = open_signal_file(
+        inbox / f"GM0363-{D}.p7m",
+        key=keys / "GM0363.key",
+        cert=keys / "GM0363.crt",
+        ca=keys / "ca.crt",
+    )
+    assert opened.path == inbox / f"signals-GM0363-{D}.csv"
+    assert opened.path.read_bytes() == (outbox / "signals.csv").read_bytes()

@@ -170,3 +170,38 @@ def test_every_sql_file_states_its_grain_on_line_one():
     for path in sorted((PROJECT_ROOT / "sql").rglob("*.sql")):
         first = path.read_text("utf-8").splitlines()[0]
         assert re.match(r"-- grain: \S", first), (path, first)
+
+
+def test_a_machine_fault_in_a_sql_file_is_told_as_one(tmp_path):
+    """Out of memory (or a full disk) while running one of our SQL files is the machine's
+    fault: the line says what to do, not which SQL failed."""
+    import duckdb
+
+    from pipelines.sql import SqlError, _fail
+
+    failure = _fail("link/claims", duckdb.OutOfMemoryException("could not allocate block"), "x")
+    assert isinstance(failure, SqlError) and str(failure).startswith("DuckDB ran out of memory")
+    bug = _fail("link/claims", duckdb.BinderException("no such column"), "claims")
+    assert str(bug) == "sql/link/claims.sql (building table claims): no such column"
+
+
+def test_a_stage_failing_after_publish_does_not_say_nothing_was_published(tmp_path, monkeypatch):
+    import pipelines.report
+    from pipelines.commit import AfterCommitFailed
+    from pipelines.run import run_night
+    from pipelines.sql import SqlError
+    from tests.helpers import deliver_empty_extracts, hub_key_file, write_claims_delivery
+
+    day = dt.date(2026, 11, 2)
+    data = tmp_path / "data"
+    write_claims_delivery(data / "landing", day, "BD", [{"person": "A"}])
+    deliver_empty_extracts(data / "landing", day)
+
+    def broken(*args, **kwargs):
+        raise SqlError("sql/report/run.sql: simulated")
+
+    monkeypatch.setattr(pipelines.report, "write_report", broken)
+    with pytest.raises(AfterCommitFailed, match="was published, but the report stage failed"):
+        run_night(day, data_dir=data, hub_key_path=hub_key_file(tmp_path))
+    assert (Layout(data).linked_date(day) / "run.json").is_file()
+    assert Layout(data).snapshot.is_file()
