@@ -26,8 +26,9 @@ from pipelines.faults import kill_point
 from pipelines.layout import Layout
 from pipelines.link import link_run, linked_dates, refresh_persistence
 from pipelines.plans import plan_run
-from pipelines.records import RUN_RECORD, SELECTION_RECORD, read_json, write_record
+from pipelines.records import RUN_RECORD, SELECTION_RECORD, read_json, read_optional, write_record
 from pipelines.recovery import fresh_folder, swap_in
+from pipelines.retention import expired_dates, remove_expired
 from pipelines.sql import query
 from privacy.keys import KeyMaterial
 
@@ -80,6 +81,7 @@ def commit_and_deliver(
     folder = night_folder(layout, run_date, needs="signals.parquet")
     selection = select(layout.data_dir, run_date)
     decision = decide(layout.data_dir, run_date, selection)
+    expired = expired_dates(layout, run_date)
     record_run(
         folder,
         run_date,
@@ -87,12 +89,14 @@ def commit_and_deliver(
         outcomes=outcomes,
         selection=selection,
         delivery_note=decision.note,
+        dates_removed=expired + _removed_before(layout, run_date),
     )
     marker = layout.pending_marker(run_date)
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.touch()
     final = swap_in(folder, layout.linked_date(run_date))
     kill_point("after_commit")
+    remove_expired(layout, expired)  # recorded in run.json above, before anything goes
     try:
         rederived = derive_later_dates(layout, run_date, key)
         marker.unlink()
@@ -114,6 +118,7 @@ def record_run(
     outcomes: list[dict[str, Any]],
     selection: Selection,
     delivery_note: str | None,
+    dates_removed: list[dt.date],
 ) -> Path:
     """`run.json` in the date's folder: what this run loaded, rejected and carried forward, and
     why it delivers nothing, if so (the `runs` table; whether signals were delivered is read
@@ -134,8 +139,15 @@ def record_run(
             ],
             **_selection_facts(selection),
             "delivery_note": delivery_note,
+            "dates_removed": sorted({d.isoformat() for d in dates_removed}),
         },
     )
+
+
+def _removed_before(layout: Layout, run_date: dt.date) -> list[dt.date]:
+    """The dates an earlier run of this date removed (a rerun keeps that record)."""
+    earlier = read_optional(layout.linked_date(run_date) / RUN_RECORD, "run record") or {}
+    return [dt.date.fromisoformat(d) for d in earlier.get("dates_removed", [])]
 
 
 def _selection_facts(selection: Selection) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.carry_forward import Selection
-from pipelines.contracts import load_contract
+from pipelines.contracts import ANALYTICS_CONTRACT, load_contract
 from pipelines.errors import CriError
 from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.layout import Layout
@@ -44,7 +44,6 @@ from privacy.keys import KeyMaterial
 
 log = logging.getLogger(__name__)
 
-ANALYTICS_CONTRACT = ("analytics", "1.3.0")
 # Tables in build order; each is sql/link/<name>.sql over the ones before it.
 LINKED_TABLES = ("claims", "income", "persons", "overlap_counts", "overlap_pairs")
 CHECKED_TABLES = ("claims", "persons", "overlap_counts", "overlap_pairs")

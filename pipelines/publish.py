@@ -180,6 +180,7 @@ def _runs(
                 "left_out": record.get("partners_left_out", []),
                 "signals_delivered": run_date in delivered,
                 "delivery_note": record.get("delivery_note"),
+                "dates_removed": record.get("dates_removed", []),
                 "run_date": record["run_date"],
                 "started_at": record["started_at"],
                 "finished_at": record["finished_at"],

@@ -27,6 +27,7 @@ from pathlib import Path
 from pipelines.ingest import finish_quarantines
 from pipelines.layout import WORK, Layout
 from pipelines.ledger import complete_from_outbox
+from pipelines.retention import finish_removals
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def recover(data_dir: Path, landing: Path | None = None) -> Recovered:
     done += _roll_back_swaps(layout)
     done += [f"recorded a delivery in {p}" for p in complete_from_outbox(layout.data_dir)]
     done += _remove_work_folders(layout)
+    done += [f"finished removing {p}" for p in finish_removals(Layout(data_dir, landing))]
     done += _remove_temporaries(layout.data_dir, partners_own)
     for line in done:
         log.warning("after an interrupted run: %s", line)

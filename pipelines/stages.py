@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.contracts import ANALYTICS_CONTRACT
 from pipelines.faults import kill_point
 from pipelines.night import Night
 
 log = logging.getLogger(__name__)
 
+ANALYTICS = "-".join(ANALYTICS_CONTRACT)
 LogLines = list[tuple[int, str]]  # (logging level, line) for the task log / --verbose
 
 
@@ -61,7 +63,9 @@ def prepare(night: Night) -> list[Path]:
     derivation of later dates."""
     from pipelines.commit import finish_pending
     from pipelines.recovery import recover
+    from pipelines.retention import refuse_expired
 
+    refuse_expired(night.layout, night.run_date)
     recovered = recover(night.settings.data_dir, night.settings.landing)
     finish_pending(night.layout, night.key)
     return recovered.rejections_of(night.run_date)
@@ -335,7 +339,7 @@ STAGES: tuple[Stage, ...] = (
         _link,
         reads=("staging/<date - max_staleness_days .. date>/",),
         writes=("linked/.work/<date>/{persons,claims,income,overlap_*}.parquet",),
-        contract="analytics-1.3.0",
+        contract=ANALYTICS,
         summarise=_link_summary,
         log_lines=_link_lines,
     ),
@@ -344,7 +348,7 @@ STAGES: tuple[Stage, ...] = (
         _plans,
         reads=("linked/.work/<date>/",),
         writes=("linked/.work/<date>/plan_*.parquet",),
-        contract="analytics-1.3.0",
+        contract=ANALYTICS,
         summarise=lambda s: {"outcomes": s.outcomes},
         log_lines=lambda s: [(logging.INFO, f"plans: {s.outcomes}")],
     ),
@@ -353,7 +357,7 @@ STAGES: tuple[Stage, ...] = (
         _signals,
         reads=("linked/.work/<date>/", "ledger/<cool-down window>/"),
         writes=("linked/.work/<date>/signal*.parquet",),
-        contract="analytics-1.3.0",
+        contract=ANALYTICS,
         summarise=_signals_summary,
         log_lines=lambda s: [
             (logging.INFO, f"signals: {s.signals} for {len(s.gemeenten)} gemeenten")
@@ -364,7 +368,7 @@ STAGES: tuple[Stage, ...] = (
         _publish,
         reads=("linked/.work/<date>/", "linked/", "ledger/"),
         writes=("linked/<date>/", "outbox/<date>/", "ledger/<date>/", "warehouse/"),
-        contract="analytics-1.3.0",
+        contract=ANALYTICS,
         summarise=_publish_summary,
         log_lines=_publish_lines,
         assets=("snapshot", "signal_files"),

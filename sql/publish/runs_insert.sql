@@ -12,5 +12,6 @@ insert into runs values (
     $stale,
     $left_out,
     $signals_delivered,
-    $delivery_note
+    $delivery_note,
+    cast($dates_removed as date[])
 );
