@@ -94,9 +94,14 @@ def remove_expired(layout: Layout, dates: list[dt.date]) -> list[Path]:
                 continue
             doomed = root / f"{EXPIRED_PREFIX}{date.isoformat()}"
             shutil.rmtree(doomed, ignore_errors=True)
-            folder.rename(doomed)
+            try:
+                folder.rename(doomed)
+            except OSError as exc:
+                # e.g. a read-only landing zone: the night stands; the next run tries again.
+                log.warning("retention: %s could not be removed (%s)", folder, exc.strerror)
+                continue
             kill_point("retention_renamed")
-            shutil.rmtree(doomed)
+            shutil.rmtree(doomed, ignore_errors=True)
             removed.append(folder)
     if dates:
         log.warning(

@@ -5,6 +5,8 @@ newest run date are removed from every hub table and file, and the removal is re
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
 from pathlib import Path
 
 import duckdb
@@ -126,3 +128,29 @@ def test_a_removal_killed_half_way_is_finished_by_the_next_start(tmp_path):
     kept.mkdir()
     recover(layout.data_dir)
     assert not leftover.parent.exists() and kept.is_dir()
+
+
+def test_a_landing_zone_that_cannot_be_changed_does_not_stop_the_night(
+    tmp_path, caplog, monkeypatch
+):
+    """A read-only landing zone (the partners' share) keeps its old dates; the hub's own
+    folders still lose them, and the run says what it could not remove. (The tests run as root,
+    which a read-only mode does not stop: the file system's refusal is simulated.)"""
+    from pipelines.retention import remove_expired
+
+    layout = Layout(tmp_path / "data", tmp_path / "landing")
+    old = dt.date(2025, 1, 1)
+    for root in (layout.landing, layout.staging):
+        (root / old.isoformat()).mkdir(parents=True)
+    rename = Path.rename
+
+    def read_only_landing(self, target):
+        if self.parent == layout.landing:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", read_only_landing)
+    removed = remove_expired(layout, [old])
+    assert removed == [layout.staging / old.isoformat()]
+    assert (layout.landing / old.isoformat()).is_dir()
+    assert "could not be removed (Read-only file system)" in caplog.text
