@@ -20,8 +20,6 @@ from pipelines.settings import CONTRACTS_DIR
 
 # Datasets partners deliver; the file name (without extension) names the contract.
 PARTNER_DATASETS = ("claims", "income")
-# The contract of the hub's own outputs (link, plans, signals, the analysts' snapshot).
-ANALYTICS_CONTRACT = ("analytics", "1.4.0")
 _CONTRACT_FILE = re.compile(r"^(?P<name>[a-z_]+)-(?P<version>\d+\.\d+\.\d+)\.yaml$")
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.carry_forward import Selection
-from pipelines.contracts import ANALYTICS_CONTRACT, load_contract
+from pipelines.contracts import load_contract
 from pipelines.errors import CriError
 from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.layout import Layout
@@ -39,6 +39,7 @@ from pipelines.sql import (
     sql_text,
 )
 from pipelines.stage_contracts import check_tables, write_tables
+from pipelines.versions import ANALYTICS_CONTRACT
 from privacy.hashing import create_person_ids
 from privacy.keys import KeyMaterial
 

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.contracts import ANALYTICS_CONTRACT
 from pipelines.faults import kill_point
 from pipelines.night import Night
+from pipelines.versions import ANALYTICS_CONTRACT
 
 log = logging.getLogger(__name__)
 

@@ -205,3 +205,21 @@ def test_a_stage_failing_after_publish_does_not_say_nothing_was_published(tmp_pa
         run_night(day, data_dir=data, hub_key_path=hub_key_file(tmp_path))
     assert (Layout(data).linked_date(day) / "run.json").is_file()
     assert Layout(data).snapshot.is_file()
+
+
+def test_the_dag_parses_without_the_heavy_libraries():
+    """The DAG file imports the stage list at every parse (the dag-processor re-parses it all
+    the time): the stage modules, DuckDB, GX and cryptography load only inside tasks."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pipelines.stages, pipelines.dag_tasks\n"
+        "heavy = ['duckdb', 'polars', 'great_expectations', 'open_data_contract_standard',"
+        " 'cryptography', 'pipelines.ingest', 'pipelines.link']\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
