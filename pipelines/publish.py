@@ -69,17 +69,13 @@ class PublishError(CriError):
     """There is nothing to publish, or the snapshot breaks its contract."""
 
 
-def snapshot_path(data_dir: Path) -> Path:
-    return Layout(data_dir).snapshot
-
-
 def publish(data_dir: Path) -> Path:
     """Rebuild and swap in `warehouse/analytics.duckdb`; return its path."""
     data_dir = Path(data_dir)
     dates = linked_dates(data_dir)
     if not dates:
         raise PublishError(f"{Layout(data_dir).linked}: no linked run to publish")
-    final = snapshot_path(data_dir)
+    final = Layout(data_dir).snapshot
     final.parent.mkdir(parents=True, exist_ok=True)
     temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)

@@ -122,13 +122,6 @@ def copy_to(
         raise _fail(name, exc) from exc
 
 
-def copy_to_parquet(
-    con: Any, name: str, target: str, parameters: dict[str, Any] | None = None
-) -> None:
-    """Write the result of `sql/<name>.sql` to a Parquet file (zstd) without a table between."""
-    copy_to(con, name, target, parameters, "(format parquet, compression zstd)")
-
-
 def relation(con: Any, name: str, parameters: dict[str, Any] | None = None) -> Any:
     """The query of `sql/<name>.sql` as a DuckDB relation, for `.pl()` (a Polars frame, which a
     plain result cannot give). Binding errors name the file; it runs when fetched."""

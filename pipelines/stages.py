@@ -367,6 +367,7 @@ STAGES: tuple[Stage, ...] = (
         "publish",
         _publish,
         reads=("linked/.work/<date>/", "linked/", "ledger/"),
+        # and removes the run dates past the retention period from every folder (retention.py)
         writes=("linked/<date>/", "outbox/<date>/", "ledger/<date>/", "warehouse/"),
         contract=ANALYTICS,
         summarise=_publish_summary,
