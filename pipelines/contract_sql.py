@@ -365,17 +365,57 @@ def stage_rules(schema: Any, table: str, parameters: Mapping[str, int] | None = 
     return rules + _pseudonym_guard(table, properties)
 
 
-def comment_statements(schema: Any, table: str) -> list[str]:
-    """COMMENT ON statements for a table and its columns, from the contract's descriptions."""
+def qualified(table: str, schema_name: str | None = None) -> str:
+    """`"schema"."table"` (or `"table"` in the default schema)."""
+    return f"{identifier(schema_name)}.{identifier(table)}" if schema_name else identifier(table)
+
+
+def comment_statements(
+    schema: Any,
+    table: str,
+    *,
+    kind: str = "table",
+    schema_name: str | None = None,
+    preface: str = "",
+) -> list[str]:
+    """COMMENT ON statements for a table (or view: `kind`) and its columns, from the contract's
+    descriptions; `preface` goes before the table's description."""
     grain = schema.dataGranularityDescription
     text = f"{schema.description.strip()} Grain: {grain}." if grain else schema.description
-    statements = [f"comment on table {identifier(table)} is {literal(text)}"]
+    name = qualified(table, schema_name)
+    statements = [f"comment on {kind} {name} is {literal(preface + text)}"]
     statements += [
-        f"comment on column {identifier(table)}.{identifier(p.name)} "
-        f"is {literal(p.description.strip())}"
+        f"comment on column {name}.{identifier(p.name)} is {literal(p.description.strip())}"
         for p in schema.properties or []
     ]
     return statements
+
+
+def empty_table_statement(schema: Any, table: str) -> str:
+    """`create table` with the contract's columns and types and no rows."""
+    columns = ", ".join(f"{identifier(p.name)} {p.physicalType}" for p in schema.properties or [])
+    return f"create table {identifier(table)} ({columns})"
+
+
+def parquet_view_statement(
+    schema: Any, table: str, files: list[str], *, schema_name: str | None = None
+) -> str:
+    """A persistent view with the contract's columns, in contract order, over Parquet files.
+
+    A view stored in a database file cannot hold bound parameters, so the paths are written as
+    quoted literals. `union_by_name`: a partition written under an earlier contract version
+    lacks the columns added since, which read as NULL. With no files, an empty typed relation."""
+    properties = schema.properties or []
+    if not files:
+        nulls = ", ".join(
+            f"cast(null as {p.physicalType}) as {identifier(p.name)}" for p in properties
+        )
+        body = f"select {nulls} where false"
+    else:
+        columns = ", ".join(identifier(p.name) for p in properties)
+        paths = ", ".join(literal(f) for f in files)
+        body = f"select {columns} from read_parquet([{paths}], union_by_name = true)"
+    return f"create view {qualified(table, schema_name)} as {body}"
 
 
 def select_columns(schema: Any, table: str) -> str:

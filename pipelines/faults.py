@@ -24,6 +24,7 @@ KILL_POINTS = (
     "outbox_built",
     "after_outbox",
     "after_ledger",
+    "history_version_written",
     "snapshot_built",
     "after_publish",
 )

@@ -7,7 +7,8 @@
       linked/<date>/                 link, plans and signals of a date; run.json marks it done
       outbox/<date>/                 what leaves the hub: partner exports and signal files
       ledger/<date>/<delivery id>/   append-only record of the signals delivered
-      warehouse/analytics.duckdb     the analysts' snapshot
+      warehouse/analytics.duckdb     the analysts' snapshot: views over warehouse/history/
+      warehouse/history/<date>/<v>/  each run date's published partition, one folder per version
       reports/<date>/                the run report and the validation results
       keys/, certs/                  the demo's key files and certificates
       partner-side/, gemeente-side/  the demo's stand-ins for the partners' and gemeenten' machines
@@ -106,6 +107,11 @@ class Layout:
     def snapshot(self) -> Path:
         return self.warehouse / "analytics.duckdb"
 
+    @property
+    def history(self) -> Path:
+        """Published partitions, one folder per run date (`pipelines.history`)."""
+        return self.warehouse / "history"
+
     # swapped roots: folders built under <root>/.work/ and renamed into place whole
     @property
     def swapped_roots(self) -> tuple[Path, ...]:
@@ -140,6 +146,9 @@ class Layout:
 
     def ledger_date(self, date: dt.date | str) -> Path:
         return self.ledger / _day(date)
+
+    def history_date(self, date: dt.date | str) -> Path:
+        return self.history / _day(date)
 
     def report_date(self, date: dt.date | str) -> Path:
         return self.reports / _day(date)

@@ -1,11 +1,12 @@
 """Check the hub's own tables against their ODCS contract, inside DuckDB, before they move on.
 
-The link stage checks its outputs before writing them; publish checks the whole snapshot before
-swapping it in. The rules come from the contract compiler (`pipelines.contract_sql.stage_rules`):
-required, unique, pattern, minimum/maximum, the contract's SQL rules (which count offending rows),
-plus one privacy invariant in code: no text value may look like a linkage pseudonym (64 lowercase
-hex). The same contract's descriptions become the tables' and columns' COMMENTs, so the
-documentation cannot drift from the checks.
+The link stage checks its outputs before writing them; publish checks each partition it builds
+(`pipelines.history`) and the snapshot's own tables before swapping it in. The rules come from
+the contract compiler (`pipelines.contract_sql.stage_rules`): required, unique, pattern,
+minimum/maximum, the contract's SQL rules (which count offending rows), plus one privacy
+invariant in code: no text value may look like a linkage pseudonym (64 lowercase hex). The same
+contract's descriptions become the tables' and columns' COMMENTs, so the documentation cannot
+drift from the checks.
 """
 
 from __future__ import annotations
@@ -49,16 +50,23 @@ def check_tables(
     broken = []
     for table in tables:
         for rule in stage_rules(contract, table, parameters):
-            offending = con.execute(rule.query).fetchone()[0]
+            offending = con.execute(rule.query).fetchall()[0][0]
             if offending:
                 broken.append(f"{rule.name} ({offending} rows): {rule.description}")
     if broken:
         raise StageContractError(f"{contract.name} {contract.version} broken: " + "; ".join(broken))
 
 
-def comment_statements(contract: Contract, table: str) -> list[str]:
-    """COMMENT ON statements for a table and its columns, from the contract's descriptions."""
-    return contract_sql.comment_statements(table_schema(contract, table), table)
+def comment_statements(contract: Contract, table: str, **how: Any) -> list[str]:
+    """COMMENT ON statements for a table (or view) and its columns, from the contract's
+    descriptions (`how`: see `contract_sql.comment_statements`)."""
+    return contract_sql.comment_statements(table_schema(contract, table), table, **how)
+
+
+def empty_table(con: Any, contract: Contract, table: str) -> None:
+    """The contract's table with no rows (its columns and types are the contract's, so the
+    DDL is built from it rather than kept in a file that would repeat the contract)."""
+    con.execute(contract_sql.empty_table_statement(table_schema(contract, table), table))
 
 
 def write_tables(con: Any, contract: Contract, tables: list[str], folder: Path) -> None:

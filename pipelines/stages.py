@@ -270,7 +270,7 @@ def _publish(night: Night) -> tuple[Any, list[Any], Path]:
         outcomes=night.outcomes,
     )
     try:
-        return delivery, rederived, publish(night.settings.data_dir)
+        return delivery, rederived, publish(night.settings.data_dir, night.run_date)
     except Exception as exc:
         why = describe_fault(exc) or (
             f"{type(exc).__name__}: "

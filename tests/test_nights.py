@@ -342,6 +342,10 @@ def comparable(data_dir: Path) -> dict[str, object]:
     tables["rejections"] = rows(
         data_dir, "select run_date, partner, dataset, rule from rejections order by all"
     )
+    # every version analysts could see, and by which run (never one a killed run built)
+    tables["publications"] = rows(
+        data_dir, "select run_date, version, published_by, tables from publications order by all"
+    )
     outbox = data_dir / "outbox"
     tables["outbox"] = {
         str(p.relative_to(outbox)): p.read_bytes()
@@ -421,6 +425,7 @@ def test_sigkill_at_any_point_then_a_rerun_gives_the_uninterrupted_result(
     assert again.returncode == 3, again.stderr
     assert comparable(data) == comparable(reference)
     leftovers = [p for p in data.rglob(".*.tmp") if "landing" not in p.parts]
+    leftovers += list((data / "warehouse" / "history").glob("*/.*"))
     work = [
         p
         for root in ("staging", "linked", "outbox", "ledger")
