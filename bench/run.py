@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["hashing.py", "ingest.py", "night.py"]
+BENCHMARKS = ["hashing.py", "ingest.py", "night.py", "history.py"]
 
 if __name__ == "__main__":
     for script in BENCHMARKS:
