@@ -109,7 +109,9 @@ def select(data_dir: Path, run_date: dt.date) -> Selection:
             day = run_date - dt.timedelta(days=age)
             staged = layout.staging_date(day) / partner / f"{dataset}.parquet"
             receipt = read_receipt(receipt_path(staged))
-            if receipt is not None and staged.is_file():
+            # the receipt is written last: it says the dataset was staged (its Parquet may have
+            # been evicted since; the link stage stages it again: pipelines.evict)
+            if receipt is not None:
                 found = Chosen(
                     partner,
                     dataset,

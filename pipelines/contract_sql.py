@@ -422,3 +422,168 @@ def select_columns(schema: Any, table: str) -> str:
     """`select <the contract's columns, in contract order> from <table>`."""
     columns = ", ".join(identifier(p.name) for p in schema.properties or [])
     return f"select {columns} from {identifier(table)}"
+
+
+# ---------------------------------------------------------------- change-only history
+
+
+@dataclass(frozen=True)
+class HistoryShape:
+    """How a per-run-date table is kept change-only (`pipelines.history`): by its primary key
+    without run_date; run counters (customProperty `history: run_counter`) are kept as of each
+    version's first run date and counted on by one per run date in the views."""
+
+    table: str
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+    counters: tuple[str, ...]
+    types: dict[str, str]
+    columns: tuple[str, ...]  # the contract's, in order, run_date included
+
+
+def history_shape(schema: Any, table: str) -> HistoryShape | None:
+    """The table's shape, or None when the contract gives it no primary key with run_date."""
+    properties = schema.properties or []
+    keyed = sorted((p for p in properties if p.primaryKey), key=lambda p: p.primaryKeyPosition or 0)
+    if "run_date" not in {p.name for p in keyed}:
+        return None
+
+    def counter(p: Any) -> bool:
+        return any(
+            c.property == "history" and c.value == "run_counter" for c in p.customProperties or []
+        )
+
+    keys = tuple(p.name for p in keyed if p.name != "run_date")
+    return HistoryShape(
+        table=table,
+        keys=keys,
+        values=tuple(
+            p.name
+            for p in properties
+            if p.name != "run_date" and p.name not in keys and not counter(p)
+        ),
+        counters=tuple(p.name for p in properties if counter(p)),
+        types={p.name: p.physicalType for p in properties},
+        columns=tuple(p.name for p in properties),
+    )
+
+
+def _row_text(shape: HistoryShape) -> str:
+    """One row's keys and values (not run_date, not counters) as JSON text: what makes two
+    rows of two run dates the same version."""
+    fields = ", ".join(f"{identifier(c)} := {identifier(c)}" for c in (*shape.keys, *shape.values))
+    return f"cast(to_json(struct_pack({fields})) as varchar)"
+
+
+def history_added_sql(shape: HistoryShape) -> str:
+    """Rows of `cur_state` not in `prev_state` (new or changed), stamped `valid_from`."""
+    columns = ", ".join(identifier(c) for c in shape.columns if c != "run_date")
+    return (
+        f"with cur as (select *, md5_number({_row_text(shape)}) as row_hash from cur_state), "
+        f"prev as (select md5_number({_row_text(shape)}) as row_hash from prev_state) "
+        f"select {columns}, cast($valid_from as date) as valid_from "
+        "from cur anti join prev using (row_hash)"
+    )
+
+
+def history_removed_sql(shape: HistoryShape) -> str:
+    """Keys of `prev_state` rows not in `cur_state` (gone or changed), stamped `removed_on`."""
+    keys = ", ".join(identifier(c) for c in shape.keys)
+    return (
+        f"with cur as (select md5_number({_row_text(shape)}) as row_hash from cur_state), "
+        f"prev as (select {keys}, md5_number({_row_text(shape)}) as row_hash from prev_state) "
+        f"select {keys}, cast($removed_on as date) as removed_on "
+        "from prev anti join cur using (row_hash)"
+    )
+
+
+def history_digest_sql(shape: HistoryShape, *, counters: bool = False) -> str:
+    """An order-free digest of `cur_state`'s keys and values (with `counters`: and the run
+    counters): equal digests, equal contents. Without counters it says whether a later date's
+    stored changes are still valid; with them, whether the date reads as it did."""
+    row = _row_text(shape)
+    if counters and shape.counters:
+        extra = ", ".join(f"cast({identifier(c)} as varchar)" for c in shape.counters)
+        row = f"concat_ws('|', {row}, {extra})"
+    return (
+        "select cast(count(*) as varchar) || '-' "
+        "|| cast(coalesce(sum(md5_number_lower(row_text)), 0) as varchar) || '-' "
+        "|| cast(coalesce(sum(md5_number_upper(row_text)), 0) as varchar) "
+        f"from (select {row} as row_text from cur_state)"
+    )
+
+
+def _files_or_empty(files: list[str], columns: list[tuple[str, str]]) -> str:
+    if files:
+        paths = ", ".join(literal(f) for f in files)
+        return f"select * from read_parquet([{paths}], union_by_name = true)"
+    nulls = ", ".join(f"cast(null as {t}) as {identifier(c)}" for c, t in columns)
+    return f"select {nulls} where false"
+
+
+def history_view_sql(
+    shape: HistoryShape, added: list[str], removed: list[str], calendar: list[Any]
+) -> str:
+    """A query of the table at every run date of `calendar` (sorted dates), from the stored
+    versions (`added` files: rows with `valid_from`) and removals (`removed` files: keys with
+    `removed_on`): a version holds from its valid_from up to the first removal of its key after
+    it. Counters count on by the run dates since valid_from."""
+    version_columns = [(c, shape.types[c]) for c in shape.columns if c != "run_date"]
+    versions = _files_or_empty(added, [*version_columns, ("valid_from", "DATE")])
+    removals = _files_or_empty(
+        removed, [*((k, shape.types[k]) for k in shape.keys), ("removed_on", "DATE")]
+    )
+    dates = ", ".join(f"(cast({literal(str(d))} as date), {i})" for i, d in enumerate(calendar))
+    days = (
+        f"select * from (values {dates}) as c (run_date, ordinal)"
+        if calendar
+        else ("select cast(null as date) as run_date, 0 as ordinal where false")
+    )
+    match = " and ".join(f"v.{identifier(k)} = r.{identifier(k)}" for k in shape.keys)
+
+    def column(c: str) -> str:
+        if c == "run_date":
+            return "calendar.run_date"
+        if c in shape.counters:
+            counted = f"b.{identifier(c)} + calendar.ordinal - start.ordinal"
+            return (
+                f"cast(case when b.{identifier(c)} = 0 then 0 else {counted} end "
+                f"as {shape.types[c]}) as {identifier(c)}"
+            )
+        return f"b.{identifier(c)}"
+
+    return (
+        f"with versions as ({versions}), removals as ({removals}), calendar as ({days}), "
+        "bounded as (select v.*, r.removed_on as valid_to from versions as v "
+        f"asof left join removals as r on {match} and r.removed_on > v.valid_from) "
+        f"select {', '.join(column(c) for c in shape.columns)} from bounded as b "
+        "join calendar as start on start.run_date = b.valid_from "
+        "join calendar on calendar.run_date >= b.valid_from "
+        "and (b.valid_to is null or calendar.run_date < b.valid_to)"
+    )
+
+
+def as_published_sql(shape: HistoryShape, frozen: list[str], dates: list[Any]) -> str:
+    """Every date as first published: the dates changed since from their frozen first
+    version (`frozen` files), the others as the main schema's view shows them."""
+    columns = ", ".join(identifier(c) for c in shape.columns)
+    current = f"select {columns} from main.{identifier(shape.table)}"
+    if not frozen:
+        return current
+    paths = ", ".join(literal(f) for f in frozen)
+    changed = ", ".join(f"cast({literal(str(d))} as date)" for d in dates)
+    return (
+        f"select {columns} from read_parquet([{paths}], union_by_name = true) "
+        f"union all {current} where run_date not in ({changed})"
+    )
+
+
+def empty_view_statement(shape: HistoryShape, name: str) -> str:
+    """A view `name` with the table's columns and no rows (a keyframe's "date before")."""
+    columns = [(c, shape.types[c]) for c in shape.columns]
+    return f"create temp view {identifier(name)} as {_files_or_empty([], columns)}"
+
+
+def view_statement(name: str, body: str, schema_name: str | None = None) -> str:
+    """`create view` of a query the compiler wrote."""
+    return f"create view {qualified(name, schema_name)} as {body}"

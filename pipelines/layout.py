@@ -141,6 +141,10 @@ class Layout:
     def outbox_date(self, date: dt.date | str) -> Path:
         return self.outbox / _day(date)
 
+    def partner_exports(self, date: dt.date | str) -> Path:
+        """Each partner's share of a night's plans (`outbox/<date>/partners/<PARTNER>/`)."""
+        return self.outbox_date(date) / "partners"
+
     def outbox_work(self, date: dt.date | str) -> Path:
         return self.outbox / WORK / _day(date)
 

@@ -25,10 +25,12 @@ import duckdb
 from pipelines.carry_forward import Selection
 from pipelines.contracts import load_contract
 from pipelines.errors import CriError
+from pipelines.evict import restore_staged
 from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.layout import Layout
 from pipelines.reference import reference_csv
 from pipelines.sql import (
+    attach_read_only,
     connect,
     copy_to,
     create_table,
@@ -92,7 +94,12 @@ def _previous_persons(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: 
         create_table(con, "link/previous_persons_none", table="previous_persons")
         return
     prior = Layout(data_dir).linked_date(previous[-1]) / "persons.parquet"
-    create_table(con, "link/previous_persons", {"previous_file": str(prior)})
+    if prior.is_file():
+        create_table(con, "link/previous_persons", {"previous_file": str(prior)})
+    else:  # evicted after publishing: the snapshot holds it (a backfill reaching back)
+        attach_read_only(con, Layout(data_dir).snapshot, "published")
+        parameters = {"run_date": previous[-1]}
+        create_table(con, "link/previous_persons_published", parameters, table="previous_persons")
 
 
 def _stage_inputs(con: duckdb.DuckDBPyConnection, selection: Selection) -> None:
@@ -122,6 +129,7 @@ def link_run(
             f"no accepted claims for {run_date} or the {selection.max_staleness_days} days "
             "before it; nothing to link"
         )
+    restore_staged(Layout(data_dir), [*selection.files("claims"), *selection.files("income")])
     with connect() as con:
         _stage_inputs(con, selection)
         create_person_ids(con, sql_text("link/staged_pseudonyms"), hub_key.secret)
@@ -154,7 +162,12 @@ def refresh_persistence(data_dir: Path, run_date: dt.date) -> bool:
     folder = Layout(data_dir).linked_date(run_date)
     persons_path = folder / "persons.parquet"
     with connect() as con:
-        load_linked_tables(con, folder, ("persons",))
+        if persons_path.is_file():
+            load_linked_tables(con, folder, ("persons",))
+        else:  # evicted after publishing: as the snapshot holds it
+            attach_read_only(con, Layout(data_dir).snapshot, "published")
+            parameters = {"run_date": run_date}
+            create_table(con, "link/published_persons", parameters, table="persons")
         _previous_persons(con, data_dir, run_date)
         create_table(con, "link/persistence_refreshed")
         changed = query(con, "link/persistence_changed").fetchone()[0]

@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -34,7 +35,7 @@ from pipelines.contracts import Contract, load_contract
 from pipelines.errors import CriError
 from pipelines.faults import kill_point
 from pipelines.fileio import replace_atomically
-from pipelines.history import PUBLISHED, Version, publish_date, published_versions
+from pipelines.history import ADDED, FROZEN, PUBLISHED, REMOVED, Publisher, Version
 from pipelines.layout import Layout
 from pipelines.ledger import ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, linked_dates
@@ -62,12 +63,10 @@ def publish(data_dir: Path, run_date: dt.date | None = None) -> Path:
     if not linked_dates(layout.data_dir):
         raise PublishError(f"{layout.linked}: no linked run to publish")
     contract = load_contract(*ANALYTICS_CONTRACT)
-    history: dict[dt.date, list[Version]] = {}
-    new = []
-    published = published_versions(layout.snapshot)
-    for date in _dates(layout):
-        history[date], made = publish_date(layout, date, contract, run_date, published)
-        new += [date] if made else []
+    dates = _dates(layout)
+    publisher = Publisher(layout, contract, run_date)
+    history = publisher.publish(dates)
+    new = publisher.made
     final = layout.snapshot
     temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
@@ -78,6 +77,7 @@ def publish(data_dir: Path, run_date: dt.date | None = None) -> Path:
     finally:
         temporary.unlink(missing_ok=True)
         temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+    _remove_expired(layout, dates)
     log.info(
         "published %s: %s run date(s), new partitions for %s",
         final,
@@ -85,6 +85,14 @@ def publish(data_dir: Path, run_date: dt.date | None = None) -> Path:
         ", ".join(map(str, new)) or "none",
     )
     return final
+
+
+def _remove_expired(layout: Layout, dates: list[dt.date]) -> None:
+    """The partitions of dates retention removed: kept until the snapshot no longer needed
+    them (the oldest date kept is stored whole from now on), then deleted."""
+    for date in layout.dates(layout.history):
+        if date < dates[0]:
+            shutil.rmtree(layout.history_date(date), ignore_errors=True)
 
 
 def _dates(layout: Layout) -> list[dt.date]:
@@ -100,16 +108,10 @@ def _write_snapshot(
     """The views, the publications table, their checks and comments, in a new database file."""
     with connect(database) as con:
         con.execute(f"create schema {contract_sql.identifier(AS_PUBLISHED)}")
+        calendar = [d for d, v in history.items() if v[-1].run]
         for table in PUBLISHED:
-            schema = table_schema(contract, table)
-            latest = [v[-1].file(table) for v in history.values()]
-            first = [v[0].file(table) for v in history.values()]
-            con.execute(contract_sql.parquet_view_statement(schema, table, _paths(latest)))
-            con.execute(
-                contract_sql.parquet_view_statement(
-                    schema, table, _paths(first), schema_name=AS_PUBLISHED
-                )
-            )
+            for statement in _view_statements(contract, table, history, calendar):
+                con.execute(statement)
         _publications(con, history)
         check_tables(con, contract, list(OWN_TABLES))
         _bind_every_view(con)
@@ -129,6 +131,35 @@ def _write_snapshot(
             ):
                 con.execute(statement)
         con.checkpoint()
+
+
+def _view_statements(
+    contract: Contract, table: str, history: dict[dt.date, list[Version]], calendar: list
+) -> list[str]:
+    """The table's view in the main schema (every date, latest version) and in
+    `as_published` (every date, first version)."""
+    schema = table_schema(contract, table)
+    shape = contract_sql.history_shape(schema, table)
+    if shape is None:  # a small table stored whole per date
+        latest = _paths([v[-1].file(table) for v in history.values()])
+        first = _paths([v[0].file(table) for v in history.values()])
+        return [
+            contract_sql.parquet_view_statement(schema, table, latest),
+            contract_sql.parquet_view_statement(schema, table, first, schema_name=AS_PUBLISHED),
+        ]
+    added = _paths([v[-1].part(table, ADDED) for v in history.values()])
+    removed = _paths([v[-1].part(table, REMOVED) for v in history.values()])
+    frozen = {d: v[0].part(table, FROZEN) for d, v in history.items() if v[0].part(table, FROZEN)}
+    return [
+        contract_sql.view_statement(
+            table, contract_sql.history_view_sql(shape, added, removed, calendar)
+        ),
+        contract_sql.view_statement(
+            table,
+            contract_sql.as_published_sql(shape, _paths(list(frozen.values())), list(frozen)),
+            schema_name=AS_PUBLISHED,
+        ),
+    ]
 
 
 def _paths(files: list[Path | None]) -> list[str]:

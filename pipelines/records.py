@@ -29,6 +29,7 @@ SIGNALS_MANIFEST = "signals.manifest.json"  # next to each gemeente's signal fil
 RECEIPT_SUFFIX = ".receipt.json"
 REASON = "reason.json"
 RUN_RECORD = "run.json"
+EVICTED_RECORD = "evicted.json"  # linked/<date>/: tables removed after publishing (evict.py)
 SELECTION_RECORD = "selection.json"
 DELIVERY_RECORD = "delivery.json"
 VALIDATION_RESULT = "validation.json"

@@ -20,7 +20,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import jinja2
 
 from pipelines.fileio import replace_atomically, temporary_sibling
@@ -28,7 +27,7 @@ from pipelines.layout import Layout
 from pipelines.policy import load_policy
 from pipelines.records import REASON, RECEIPT_SUFFIX, VALIDATION_RESULT, read_json
 from pipelines.reference import gemeenten
-from pipelines.sql import query
+from pipelines.sql import attach_read_only, connect, parquet_view, query
 
 PALETTE = "#1f5fa8"
 REJECTED = "#b3261e"
@@ -131,10 +130,21 @@ def _held_back(con: Any, layout: Layout, run_date: dt.date) -> list[tuple[str, i
     return [(r, int(n)) for r, n in query(con, "report/held_back", parameters).fetchall()]
 
 
+TONIGHT_FROM_LINKED = ("persons", "claims", "plan_proposals")
+
+
 def _from_snapshot(layout: Layout, run_date: dt.date) -> dict[str, Any]:
     """Every figure the page takes from the analysts' snapshot, as plain (label, value) data."""
     names = {code: name for code, name, _ in gemeenten()}
-    with duckdb.connect(str(layout.snapshot), read_only=True) as con:
+    with connect() as con:
+        attach_read_only(con, layout.snapshot, "snapshot")
+        # tonight's per-person tables straight from linked/: through the snapshot's views they
+        # would be rebuilt from the whole change-only history (pipelines.history)
+        for table in TONIGHT_FROM_LINKED:
+            path = layout.linked_date(run_date) / f"{table}.parquet"
+            if path.is_file():
+                parquet_view(con, table, [path])
+        con.execute("set search_path = 'memory.main,snapshot.main'")
 
         def rows(name: str) -> list[tuple]:
             return query(con, f"report/{name}", {"run_date": run_date}).fetchall()

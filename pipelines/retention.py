@@ -3,9 +3,10 @@ from every hub folder (interfaces.md section 4, "History, reruns and order").
 
 Measured from the newest run date the hub has committed (or tonight's, if newer): a date D is
 kept while `newest - D <= retention_days`. Every folder of such a date goes: the partners'
-deliveries (`landing/`), `staging/`, `quarantine/`, `linked/`, `outbox/`, the ledger, the
-published partitions (`warehouse/history/`) and the run reports; the next snapshot has none of
-its rows. The committing run records the dates it
+deliveries (`landing/`), `staging/`, `quarantine/`, `linked/`, `outbox/`, the ledger and the
+run reports; the publish of the same night then drops the date's partitions from
+`warehouse/history/` (after storing the oldest date kept whole: `pipelines.history`), so the
+new snapshot has none of its rows. The committing run records the dates it
 removes in its run record (`runs.dates_removed`) before it removes them, so a removal is never
 unrecorded; a folder is first renamed to a hidden name and then deleted, so a kill half-way
 leaves either the whole date or a hidden leftover that the next run's recovery deletes.
@@ -51,7 +52,6 @@ def _roots(layout: Layout) -> tuple[Path, ...]:
         layout.linked,
         layout.outbox,
         layout.ledger,
-        layout.history,
         layout.reports,
     )
 

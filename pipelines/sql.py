@@ -147,6 +147,22 @@ def parquet_view(con: Any, view: str, files: list, *, union_by_name: bool = Fals
     return view
 
 
+def attach_read_only(con: Any, database: str | Path, alias: str) -> None:
+    """Attach another DuckDB file read-only under `alias` (once per connection). ATTACH takes
+    no bound parameters, so the path is quoted here."""
+    path = "'" + str(database).replace("'", "''") + "'"
+    con.execute(f"attach if not exists {path} as {alias} (read_only)")
+
+
+def copy_relation(relation: Any, target: str | Path) -> None:
+    """Write a relation to a Parquet file."""
+    try:
+        relation.write_parquet(str(target))
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SqlError(describe_fault(exc) or f"{target}: cannot be written ({first})") from exc
+
+
 def connect(database: str | Path = ":memory:") -> Any:
     """A DuckDB connection for a stage: no progress bar (the pipeline logs; a bar garbles the
     log of a night). DuckDB refuses this setting in `config`, so it is set once here."""

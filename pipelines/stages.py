@@ -270,7 +270,7 @@ def _publish(night: Night) -> tuple[Any, list[Any], Path]:
         outcomes=night.outcomes,
     )
     try:
-        return delivery, rederived, publish(night.settings.data_dir, night.run_date)
+        snapshot = publish(night.settings.data_dir, night.run_date)
     except Exception as exc:
         why = describe_fault(exc) or (
             f"{type(exc).__name__}: "
@@ -283,6 +283,19 @@ def _publish(night: Night) -> tuple[Any, list[Any], Path]:
             + ", but the analysts' database could not be rebuilt (the previous one stands): "
             + why
         ) from exc
+    _evict(night)
+    return delivery, rederived, snapshot
+
+
+def _evict(night: Night) -> None:
+    """Full copies older than the window go once published; the night stands if they cannot
+    (they are tried again the next night)."""
+    from pipelines.evict import evict
+
+    try:
+        evict(night.layout)
+    except OSError as exc:
+        log.warning("eviction of old full copies failed (tried again next night): %s", exc)
 
 
 def _publish_summary(published: tuple[Any, list[Any], Path]) -> dict[str, Any]:

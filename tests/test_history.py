@@ -5,6 +5,7 @@ and every date can be read as it was first published."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -64,10 +65,11 @@ def snapshot(data: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(Layout(data).snapshot), read_only=True)
 
 
-def contract_rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
+def contract_rows(con: duckdb.DuckDBPyConnection, table: str, schema: str = "main") -> list[tuple]:
     """The table's rows in the contract's columns, sorted."""
-    schema = table_schema(load_contract(*ANALYTICS_CONTRACT), table)
-    return con.execute(contract_sql.select_columns(schema, table) + " order by all").fetchall()
+    columns = table_schema(load_contract(*ANALYTICS_CONTRACT), table)
+    select = contract_sql.select_columns(columns, table).replace(" from ", f" from {schema}.")
+    return con.execute(select + " order by all").fetchall()
 
 
 def test_the_snapshot_equals_the_full_rebuild_over_a_history_run_out_of_order(hub):
@@ -89,20 +91,32 @@ def test_the_snapshot_equals_the_full_rebuild_over_a_history_run_out_of_order(hu
     assert all(counts[t] for t in PUBLISHED if t != "rejections" and t != "agg_partner_pairs")
 
 
-def test_a_night_publishes_only_what_changed(hub):
+def test_a_night_publishes_only_what_changed_and_stores_only_the_changes(hub):
+    """D1 is stored whole; D2 adds Z (two claims, one person with a plan); D3 is the same as D2
+    (only persistence counts on): nothing of the per-person tables is stored for it, and the
+    views still show every row of every date."""
     data, key = hub
     layout = Layout(data)
-    run_night(D1, data_dir=data, hub_key_path=key)
-    run_night(D2, data_dir=data, hub_key_path=key)
-    assert [len(versions(layout, d)) for d in (D1, D2)] == [1, 1]
-    first = versions(layout, D1)[0]
+    deliver(data / "landing", D3)  # same claims as D2
+    for date in (D1, D2, D3):
+        run_night(date, data_dir=data, hub_key_path=key)
+    assert [len(versions(layout, d)) for d in (D1, D2, D3)] == [1, 1, 1]
+    first, second, third = (versions(layout, d)[0] for d in (D1, D2, D3))
+    assert first.keyframe and first.changes["persons"] == [2, 0]  # X and Y, stored whole
+    assert second.changes["persons"] == [1, 0] and second.changes["claims"] == [2, 0]
+    assert all(added == removed == 0 for added, removed in third.changes.values())
+    assert third.part("persons", ".added.parquet") is None
     publish(data)  # nothing changed: a new snapshot, no new partition
-    assert versions(layout, D1) == [first] and len(versions(layout, D2)) == 1
-    # the partitions hold the linked files themselves (hard links), not copies
-    linked = layout.linked_date(D1) / "persons.parquet"
-    assert linked.stat().st_ino == (first.folder / "persons.parquet").stat().st_ino
-    # the snapshot is views: its size does not depend on the rows
-    assert Layout(data).snapshot.stat().st_size < 2_000_000
+    assert [versions(layout, d)[-1] for d in (D1, D2, D3)] == [first, second, third]
+    # the small per-date tables are the linked files themselves (hard links), not copies
+    linked = layout.linked_date(D1) / "overlap_counts.parquet"
+    assert linked.stat().st_ino == (first.folder / "overlap_counts.parquet").stat().st_ino
+    with snapshot(data) as con:
+        persons = con.execute(
+            "select run_date, count(*), max(persistence_runs) from persons group by 1 order by 1"
+        ).fetchall()
+    assert persons == [(D1, 2, 1), (D2, 3, 2), (D3, 3, 3)]
+    assert Layout(data).snapshot.stat().st_size < 2_000_000  # views: no rows in the file
 
 
 def test_a_reader_holding_the_old_snapshot_keeps_reading_it(hub):
@@ -179,3 +193,71 @@ def test_a_publish_killed_before_its_snapshot_leaves_no_version_behind(hub, monk
         assert con.execute(
             "select count(*) from publications where run_date = $d", {"d": D2}
         ).fetchone() == (1,)
+
+
+def rerun_d3_with_z_paid_at_cjib(landing: Path) -> None:
+    """D3 delivered again: Z's CJIB claim is gone, so Z's persistence starts over and the later
+    dates are refreshed (DUO still missing on D3: carried forward from D2)."""
+    write_claims_delivery(landing, D3, "CJIB", [claim("X", "CJIB", 20_000)])
+
+
+def everything(data: Path) -> dict[str, list[tuple]]:
+    """Every published table (runs without its wall-clock times), as first published too,
+    and the versions."""
+    found = {}
+    with snapshot(data) as con:
+        for table in PUBLISHED:
+            for schema in ("main", "as_published"):
+                rows = contract_rows(con, table, schema)
+                if table == "runs":
+                    rows = [r[:1] + r[3:] for r in rows]  # started_at, finished_at
+                if table == "rejections":
+                    rows = [r[:3] + r[4:-1] for r in rows]  # received, its folder name
+                found[f"{schema}.{table}"] = rows
+        found["publications"] = con.execute(
+            "select run_date, version, published_by, tables from publications order by all"
+        ).fetchall()
+    return found
+
+
+def test_evicted_dates_read_the_same_and_a_backfill_reaching_them_restores_them(
+    tmp_path, monkeypatch
+):
+    """Two hubs run the same six nights (DUO missing on D3) and then a late rerun of D3: one
+    keeps every full copy, the other evicts all but the newest date's. Every table, as now and
+    as first published, is the same; the rerun stages DUO's D2 delivery again from the landing
+    zone, reads D2's persons from the snapshot and refreshes D4's persistence from it."""
+    import pipelines.evict
+
+    key = hub_key_file(tmp_path)
+    nights = [D1 + dt.timedelta(days=i) for i in range(6)]
+    results = {}
+    for name, window in (("full", None), ("evicted", 1)):
+        if window is not None:
+            monkeypatch.setattr(pipelines.evict, "full_copies_days", lambda days=window: days)
+        data = tmp_path / name
+        for date in nights:
+            deliver(data / "landing", date)
+            if date == D3:  # DUO misses a night: carried forward from D2
+                shutil.rmtree(data / "landing" / date.isoformat() / "DUO")
+            run_night(date, data_dir=data, hub_key_path=key)
+        rerun_d3_with_z_paid_at_cjib(data / "landing")
+        run_night(D3, data_dir=data, hub_key_path=key)
+        results[name] = everything(data)
+        stale = [r[7] for r in results[name]["main.runs"] if r[0] == D3]
+        assert stale == [["DUO/claims 2026-11-11"]], stale  # carried forward from D2
+    assert results["evicted"]["publications"] == results["full"]["publications"]
+    assert results["evicted"] == results["full"]
+    # what the evicting hub keeps of an old date: the records and small tables, no full copy
+    layout = Layout(tmp_path / "evicted")
+    for date in nights[:4]:
+        assert not (layout.linked_date(date) / "claims.parquet").exists()
+        assert (layout.linked_date(date) / "evicted.json").is_file()
+        assert list(layout.staging_date(date).glob("*/*.parquet")) == []
+    # ... and the later dates derived from the late D3 were published again
+    with snapshot(tmp_path / "evicted") as con:
+        z_persistence = con.execute(
+            "select run_date, persistence_runs from persons p join claims c using "
+            "(run_date, person_id) where c.claim_ref = 'DUO-Z' order by 1"
+        ).fetchall()
+    assert [p for _, p in z_persistence] == [1, 0, 1, 2, 3]
