@@ -468,48 +468,49 @@ def history_shape(schema: Any, table: str) -> HistoryShape | None:
     )
 
 
-def _row_text(shape: HistoryShape) -> str:
-    """One row's keys and values (not run_date, not counters) as JSON text: what makes two
-    rows of two run dates the same version."""
-    fields = ", ".join(f"{identifier(c)} := {identifier(c)}" for c in (*shape.keys, *shape.values))
-    return f"cast(to_json(struct_pack({fields})) as varchar)"
+def _row_hashes(shape: HistoryShape) -> str:
+    """Two independent 64-bit hashes of a row's keys and values (not run_date, not counters):
+    what makes two rows of two run dates the same version. Compared together with the key, a
+    changed row passing for unchanged would need both to collide for that one key."""
+    columns = ", ".join(identifier(c) for c in (*shape.keys, *shape.values))
+    return f"hash({columns}) as h1, hash({columns}, 'cri') as h2"
+
+
+def history_hashed_sql(shape: HistoryShape, relation: str, *, whole: bool) -> str:
+    """`relation`'s rows with their hashes: all columns (`whole`), or only keys and counters."""
+    kept = "*" if whole else ", ".join(identifier(c) for c in (*shape.keys, *shape.counters))
+    return f"select {kept}, {_row_hashes(shape)} from {identifier(relation)}"
 
 
 def history_added_sql(shape: HistoryShape) -> str:
-    """Rows of `cur_state` not in `prev_state` (new or changed), stamped `valid_from`."""
-    columns = ", ".join(identifier(c) for c in shape.columns if c != "run_date")
+    """Rows of `cur_hashed` not in `prev_hashed` (new or changed), stamped `valid_from`."""
+    columns = ", ".join(f"cur.{identifier(c)}" for c in shape.columns if c != "run_date")
+    using = ", ".join(identifier(c) for c in (*shape.keys, "h1", "h2"))
     return (
-        f"with cur as (select *, md5_number({_row_text(shape)}) as row_hash from cur_state), "
-        f"prev as (select md5_number({_row_text(shape)}) as row_hash from prev_state) "
         f"select {columns}, cast($valid_from as date) as valid_from "
-        "from cur anti join prev using (row_hash)"
+        f"from cur_hashed as cur anti join prev_hashed using ({using})"
     )
 
 
 def history_removed_sql(shape: HistoryShape) -> str:
-    """Keys of `prev_state` rows not in `cur_state` (gone or changed), stamped `removed_on`."""
-    keys = ", ".join(identifier(c) for c in shape.keys)
+    """Keys of `prev_hashed` rows not in `cur_hashed` (gone or changed), stamped `removed_on`."""
+    keys = ", ".join(f"prev.{identifier(c)}" for c in shape.keys)
+    using = ", ".join(identifier(c) for c in (*shape.keys, "h1", "h2"))
     return (
-        f"with cur as (select md5_number({_row_text(shape)}) as row_hash from cur_state), "
-        f"prev as (select {keys}, md5_number({_row_text(shape)}) as row_hash from prev_state) "
         f"select {keys}, cast($removed_on as date) as removed_on "
-        "from prev anti join cur using (row_hash)"
+        f"from prev_hashed as prev anti join cur_hashed using ({using})"
     )
 
 
-def history_digest_sql(shape: HistoryShape, *, counters: bool = False) -> str:
-    """An order-free digest of `cur_state`'s keys and values (with `counters`: and the run
-    counters): equal digests, equal contents. Without counters it says whether a later date's
-    stored changes are still valid; with them, whether the date reads as it did."""
-    row = _row_text(shape)
-    if counters and shape.counters:
-        extra = ", ".join(f"cast({identifier(c)} as varchar)" for c in shape.counters)
-        row = f"concat_ws('|', {row}, {extra})"
+def history_digest_sql(shape: HistoryShape) -> str:
+    """Two order-free digests of `cur_hashed`: of keys and values (equal: a later date's stored
+    changes against this date stay valid) and with the run counters too (equal: the date reads
+    as it did)."""
+    counters = ", ".join(identifier(c) for c in shape.counters)
+    content = f"hash(h1, h2, {counters})" if counters else "h1"
     return (
-        "select cast(count(*) as varchar) || '-' "
-        "|| cast(coalesce(sum(md5_number_lower(row_text)), 0) as varchar) || '-' "
-        "|| cast(coalesce(sum(md5_number_upper(row_text)), 0) as varchar) "
-        f"from (select {row} as row_text from cur_state)"
+        "select concat_ws('-', count(*), coalesce(sum(h1), 0), coalesce(sum(h2), 0)), "
+        f"concat_ws('-', count(*), coalesce(sum({content}), 0)) from cur_hashed"
     )
 
 

@@ -58,6 +58,7 @@ from pipelines.records import EVICTED_RECORD, REASON, RUN_RECORD, read_json, wri
 from pipelines.sql import (
     attach_read_only,
     connect,
+    copy_query,
     copy_relation,
     create_table,
     parquet_view,
@@ -349,24 +350,36 @@ class Publisher:
                 self._state(con, base_date, table, self.latest[base_date], "prev_state")
             else:
                 con.execute(contract_sql.empty_view_statement(shape, "prev_state"))
-            added = con.sql(contract_sql.history_added_sql(shape), params={"valid_from": date})
-            removed = con.sql(contract_sql.history_removed_sql(shape), params={"removed_on": date})
-            counts = []
-            for relation, suffix in ((added, ADDED), (removed, REMOVED)):
-                target = work / f"{table}{suffix}"
-                copy_relation(relation, target)
-                rows = duckdb.read_parquet(str(target), connection=con).count("*").fetchall()[0][0]
+            for side, whole in (("cur", True), ("prev", False)):
+                hashed = contract_sql.history_hashed_sql(shape, f"{side}_state", whole=whole)
+                con.sql(hashed).create(f"{side}_hashed")
+            counts = [
+                copy_query(
+                    con,
+                    contract_sql.history_added_sql(shape),
+                    work / f"{table}{ADDED}",
+                    {"valid_from": date},
+                ),
+                copy_query(
+                    con,
+                    contract_sql.history_removed_sql(shape),
+                    work / f"{table}{REMOVED}",
+                    {"removed_on": date},
+                ),
+            ]
+            for rows, suffix in zip(counts, (ADDED, REMOVED), strict=True):
                 if rows == 0:
-                    target.unlink()
-                counts.append(rows)
+                    (work / f"{table}{suffix}").unlink()
             changes[table] = counts
-            for kind, counters in ((states, False), (contents, True)):
-                digest = contract_sql.history_digest_sql(shape, counters=counters)
-                kind.append(con.execute(digest).fetchall()[0][0])
+            state, content = con.execute(contract_sql.history_digest_sql(shape)).fetchall()[0]
+            states.append(state)
+            contents.append(content)
             if table == "persons":
                 con.table("cur_state").create("persons")  # for the aggregates
-            con.execute("drop view cur_state")
-            con.execute("drop view prev_state")
+            for name in ("cur_hashed", "prev_hashed"):
+                con.execute(f"drop table {name}")
+            for name in ("cur_state", "prev_state"):
+                con.execute(f"drop view {name}")
         return "/".join(states), "/".join(contents), changes
 
     # ------------------------------------------------------------ a date's contents

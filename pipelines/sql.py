@@ -154,6 +154,19 @@ def attach_read_only(con: Any, database: str | Path, alias: str) -> None:
     con.execute(f"attach if not exists {path} as {alias} (read_only)")
 
 
+def copy_query(
+    con: Any, sql: str, target: str | Path, parameters: dict[str, Any] | None = None
+) -> int:
+    """Write the result of a query the contract compiler wrote to a Parquet file; returns the
+    number of rows written."""
+    path = "'" + str(target).replace("'", "''") + "'"
+    try:
+        return con.execute(f"copy ({sql}) to {path} (format parquet)", parameters).fetchall()[0][0]
+    except duckdb.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SqlError(describe_fault(exc) or f"{target}: cannot be written ({first})") from exc
+
+
 def copy_relation(relation: Any, target: str | Path) -> None:
     """Write a relation to a Parquet file."""
     try:
