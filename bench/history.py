@@ -49,7 +49,17 @@ def _masks(rows: int, date: dt.date, partner: str) -> tuple[np.ndarray, np.ndarr
 
 def evolve(frame: pl.DataFrame, date: dt.date, partner: str) -> pl.DataFrame:
     """The night's version of a claims frame (typed or text): some claims missing, some with
-    half their arrears (at least one cent, so that arrears_since stays required)."""
+    half their arrears (at least one cent, so that arrears_since stays required). The nights
+    lie before today (a run of a later date is refused), the generated delivery is of
+    BENCH_DATE: arrears dates move with the night, so every claim's age stays as generated."""
+    since = frame["arrears_since"]
+    as_date = since.str.to_date() if since.dtype == pl.String else since
+    moved = as_date + pl.duration(days=(date - BENCH_DATE).days)
+    frame = frame.with_columns(
+        (moved.dt.strftime("%Y-%m-%d") if since.dtype == pl.String else moved).alias(
+            "arrears_since"
+        )
+    )
     keep, halve = _masks(frame.height, date, partner)
     arrears = frame["arrears_cents"].cast(pl.Int64)
     halved = pl.Series(halve) & (arrears > 1)
@@ -72,16 +82,26 @@ def deliver_night(base: Path, landing: Path, date: dt.date) -> None:
                 frame = evolve(frame, date, partner_dir.name)
                 frame.write_csv(data, separator=";", null_value="")
                 manifest["row_count"] = frame.height
-            else:
-                shutil.copyfile(source, data)
+            else:  # income: the month of the night (the same bytes all month)
+                frame = pl.read_csv(source, separator=";", infer_schema=False)
+                month = date.replace(day=1).isoformat()
+                frame = frame.with_columns(pl.lit(month).alias("income_month"))
+                frame.write_csv(data, separator=";", null_value="")
             manifest["extract_date"] = date.isoformat()
             manifest["sha256"] = hashlib.sha256(data.read_bytes()).hexdigest()
             (target / manifest_path.name).write_text(json.dumps(manifest))
 
 
-def stage_night_quickly(layout: Layout, template: dt.date, date: dt.date) -> None:
-    """Staged datasets for `date` made from `template`'s (see the module docstring)."""
-    for staged in sorted(layout.staging_date(template).glob("*/*.parquet")):
+def keep_template(layout: Layout, date: dt.date, template: Path) -> None:
+    """A copy of night 2's staged datasets outside the data directory (the hub evicts its own
+    after `history.full_copies_days`)."""
+    shutil.rmtree(template, ignore_errors=True)
+    shutil.copytree(layout.staging_date(date), template)
+
+
+def stage_night_quickly(layout: Layout, template: Path, date: dt.date) -> None:
+    """Staged datasets for `date` made from the template's (see the module docstring)."""
+    for staged in sorted(template.glob("*/*.parquet")):
         partner, dataset = staged.parent.name, staged.stem
         target = layout.staging_date(date) / partner / staged.name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,7 +114,7 @@ def stage_night_quickly(layout: Layout, template: dt.date, date: dt.date) -> Non
             receipt["unchanged_since"] = None
         else:
             os.link(staged, target)
-            receipt["unchanged_since"] = receipt.get("unchanged_since") or template.isoformat()
+            receipt["unchanged_since"] = receipt.get("unchanged_since") or receipt["extract_date"]
         receipt["extract_date"] = date.isoformat()
         receipt["staged_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         write_record(receipt_path(target), receipt)
@@ -124,8 +144,10 @@ def history(persons: int, nights: int, measure_every: int) -> dict:
     layout = Layout(root)
     key = layout.demo_key("hub")
     write_key_file(new_key("hub"), key)
-    dates = [BENCH_DATE + dt.timedelta(days=i) for i in range(nights)]
+    last = dt.date.today() - dt.timedelta(days=1)
+    dates = [last - dt.timedelta(days=nights - i) for i in range(1, nights + 1)]
     real = {1, 2, nights}
+    template = DATA / f"history-{persons}-template"
     results = []
     progress = RESULTS / f"history-{persons}-progress.jsonl"
     progress.unlink(missing_ok=True)
@@ -133,7 +155,7 @@ def history(persons: int, nights: int, measure_every: int) -> dict:
         if number in real:
             deliver_night(base, layout.landing, date)
         else:
-            stage_night_quickly(layout, dates[1], date)
+            stage_night_quickly(layout, template, date)
         start = time.perf_counter()
         night = run_night(date, data_dir=root, hub_key_path=key)
         row = {
@@ -149,6 +171,8 @@ def history(persons: int, nights: int, measure_every: int) -> dict:
             row["bytes"] = sizes(layout)
             row["snapshot_bytes"] = layout.snapshot.stat().st_size
         results.append(row)
+        if number == 2:
+            keep_template(layout, date, template)
         with progress.open("a") as handle:
             handle.write(json.dumps(row) + "\n")
         print(

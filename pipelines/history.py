@@ -226,6 +226,7 @@ class Publisher:
         self.published = published_versions(layout.snapshot)
         self.latest: dict[dt.date, Version] = {}
         self.made: list[dt.date] = []
+        self.superseded_bases: list[Version] = []
 
     def publish(self, dates: list[dt.date]) -> dict[dt.date, list[Version]]:
         """Every version of every date, after making each date's latest one current."""
@@ -237,6 +238,19 @@ class Publisher:
             if run:
                 base = {"run_date": date.isoformat(), "state": history[date][-1].state}
         return history
+
+    def tidy(self, expired_before: dt.date) -> None:
+        """After the new snapshot is in place (the old one may have needed these): drop the
+        partitions of the dates retention removed, and the removals of the versions of the
+        oldest date that were stored against such a date (they name rows of the removed date;
+        retention means none of it remains; a first publication that changed since is
+        frozen)."""
+        for date in self.layout.dates(self.layout.history):
+            if date < expired_before:
+                shutil.rmtree(self.layout.history_date(date), ignore_errors=True)
+        for version in self.superseded_bases:
+            for path in version.folder.glob(f"*{REMOVED}"):
+                path.unlink()
 
     def _date(self, date: dt.date, base: dict[str, str] | None, run: bool) -> list[Version]:
         known = versions(self.layout, date)
@@ -266,7 +280,7 @@ class Publisher:
         if kept and run:
             self._freeze_first(kept[0], new)
         if new.keyframe:
-            _forget_removed_bases(kept)
+            self.superseded_bases += [v for v in kept if v.base is not None]
         self.made.append(date)
         return [*kept, new]
 
@@ -453,16 +467,6 @@ class Publisher:
                 temporary = target.with_name("." + target.name)
                 copy_relation(self._from_snapshot(con, first.run_date, table), temporary)
                 os.replace(temporary, target)
-
-
-def _forget_removed_bases(older: list[Version]) -> None:
-    """A date stored whole (it became the oldest: retention removed the date before it) no
-    longer needs its older versions' removals, which name rows of the removed date: retention
-    means none of that date remains. (Its first publication, if it changed since, is frozen.)"""
-    for version in older:
-        if version.base is not None:
-            for path in version.folder.glob(f"*{REMOVED}"):
-                path.unlink()
 
 
 def _load(

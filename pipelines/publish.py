@@ -24,7 +24,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import duckdb
@@ -77,7 +76,7 @@ def publish(data_dir: Path, run_date: dt.date | None = None) -> Path:
     finally:
         temporary.unlink(missing_ok=True)
         temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
-    _remove_expired(layout, dates)
+    publisher.tidy(expired_before=dates[0])
     log.info(
         "published %s: %s run date(s), new partitions for %s",
         final,
@@ -85,14 +84,6 @@ def publish(data_dir: Path, run_date: dt.date | None = None) -> Path:
         ", ".join(map(str, new)) or "none",
     )
     return final
-
-
-def _remove_expired(layout: Layout, dates: list[dt.date]) -> None:
-    """The partitions of dates retention removed: kept until the snapshot no longer needed
-    them (the oldest date kept is stored whole from now on), then deleted."""
-    for date in layout.dates(layout.history):
-        if date < dates[0]:
-            shutil.rmtree(layout.history_date(date), ignore_errors=True)
 
 
 def _dates(layout: Layout) -> list[dt.date]:
