@@ -47,14 +47,15 @@ def _masks(rows: int, date: dt.date, partner: str) -> tuple[np.ndarray, np.ndarr
     return rng.random(rows) >= MISSING, rng.random(rows) < HALVED
 
 
-def evolve(frame: pl.DataFrame, date: dt.date, partner: str) -> pl.DataFrame:
+def evolve(frame: pl.DataFrame, date: dt.date, partner: str, shift: int) -> pl.DataFrame:
     """The night's version of a claims frame (typed or text): some claims missing, some with
     half their arrears (at least one cent, so that arrears_since stays required). The nights
-    lie before today (a run of a later date is refused), the generated delivery is of
-    BENCH_DATE: arrears dates move with the night, so every claim's age stays as generated."""
+    lie before today (a run of a later date is refused) and the generated delivery is of
+    BENCH_DATE: arrears dates move back by `shift` days (the same every night, so that a claim
+    is the same claim from night to night), to before the first night."""
     since = frame["arrears_since"]
     as_date = since.str.to_date() if since.dtype == pl.String else since
-    moved = as_date + pl.duration(days=(date - BENCH_DATE).days)
+    moved = as_date + pl.duration(days=shift)
     frame = frame.with_columns(
         (moved.dt.strftime("%Y-%m-%d") if since.dtype == pl.String else moved).alias(
             "arrears_since"
@@ -68,7 +69,7 @@ def evolve(frame: pl.DataFrame, date: dt.date, partner: str) -> pl.DataFrame:
     return frame.filter(pl.Series(keep))
 
 
-def deliver_night(base: Path, landing: Path, date: dt.date) -> None:
+def deliver_night(base: Path, landing: Path, date: dt.date, shift: int) -> None:
     """Partner files for `date` in the landing zone, evolved from the first delivery."""
     for partner_dir in sorted(base.iterdir()):
         target = landing / date.isoformat() / partner_dir.name
@@ -79,7 +80,7 @@ def deliver_night(base: Path, landing: Path, date: dt.date) -> None:
             data = target / manifest["file"]
             if manifest["contract"] == "claims":
                 frame = pl.read_csv(source, separator=";", infer_schema=False)
-                frame = evolve(frame, date, partner_dir.name)
+                frame = evolve(frame, date, partner_dir.name, shift)
                 frame.write_csv(data, separator=";", null_value="")
                 manifest["row_count"] = frame.height
             else:  # income: the month of the night (the same bytes all month)
@@ -99,7 +100,7 @@ def keep_template(layout: Layout, date: dt.date, template: Path) -> None:
     shutil.copytree(layout.staging_date(date), template)
 
 
-def stage_night_quickly(layout: Layout, template: Path, date: dt.date) -> None:
+def stage_night_quickly(layout: Layout, template: Path, date: dt.date, shift: int) -> None:
     """Staged datasets for `date` made from the template's (see the module docstring)."""
     for staged in sorted(template.glob("*/*.parquet")):
         partner, dataset = staged.parent.name, staged.stem
@@ -107,7 +108,7 @@ def stage_night_quickly(layout: Layout, template: Path, date: dt.date) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         receipt = read_receipt(receipt_path(staged))
         if dataset == "claims":
-            frame = evolve(pl.read_parquet(staged), date, partner)
+            frame = evolve(pl.read_parquet(staged), date, partner, 0)  # moved on night 2
             frame.write_parquet(target)
             receipt["rows"] = frame.height
             receipt["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
@@ -147,15 +148,16 @@ def history(persons: int, nights: int, measure_every: int) -> dict:
     last = dt.date.today() - dt.timedelta(days=1)
     dates = [last - dt.timedelta(days=nights - i) for i in range(1, nights + 1)]
     real = {1, 2, nights}
+    shift = (dates[0] - BENCH_DATE).days
     template = DATA / f"history-{persons}-template"
     results = []
     progress = RESULTS / f"history-{persons}-progress.jsonl"
     progress.unlink(missing_ok=True)
     for number, date in enumerate(dates, start=1):
         if number in real:
-            deliver_night(base, layout.landing, date)
+            deliver_night(base, layout.landing, date, shift)
         else:
-            stage_night_quickly(layout, template, date)
+            stage_night_quickly(layout, template, date, shift)
         start = time.perf_counter()
         night = run_night(date, data_dir=root, hub_key_path=key)
         row = {

@@ -22,6 +22,7 @@ from typing import Any
 from pipelines.carry_forward import Selection, select
 from pipelines.delivery import DeliveryReport, decide, deliver_night
 from pipelines.errors import CriError
+from pipelines.evict import restore_selection
 from pipelines.faults import kill_point
 from pipelines.layout import Layout
 from pipelines.link import link_run, linked_dates, refresh_persistence
@@ -219,6 +220,7 @@ def derive_later_dates(
 def _derive_again(
     layout: Layout, date: dt.date, key: KeyMaterial, selection: Selection, record: dict
 ) -> None:
+    restore_selection(layout, selection)  # staged copies evicted after publishing
     folder = fresh_folder(layout.linked_work(date))
     link_run(date, data_dir=layout.data_dir, hub_key=key, selection=selection, folder=folder)
     plan_run(date, folder=folder)

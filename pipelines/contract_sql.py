@@ -403,8 +403,9 @@ def parquet_view_statement(
     """A persistent view with the contract's columns, in contract order, over Parquet files.
 
     A view stored in a database file cannot hold bound parameters, so the paths are written as
-    quoted literals. `union_by_name`: a partition written under an earlier contract version
-    lacks the columns added since, which read as NULL. With no files, an empty typed relation."""
+    quoted literals. Every file of a table has the contract's columns (a contract version that
+    adds columns must rewrite the partitions, or read them with `union_by_name`, which costs a
+    read of every file's metadata whenever a view is bound). With no files, an empty relation."""
     properties = schema.properties or []
     if not files:
         nulls = ", ".join(
@@ -414,7 +415,7 @@ def parquet_view_statement(
     else:
         columns = ", ".join(identifier(p.name) for p in properties)
         paths = ", ".join(literal(f) for f in files)
-        body = f"select {columns} from read_parquet([{paths}], union_by_name = true)"
+        body = f"select {columns} from read_parquet([{paths}])"
     return f"create view {qualified(table, schema_name)} as {body}"
 
 
@@ -469,11 +470,13 @@ def history_shape(schema: Any, table: str) -> HistoryShape | None:
 
 
 def _row_hashes(shape: HistoryShape) -> str:
-    """Two independent 64-bit hashes of a row's keys and values (not run_date, not counters):
-    what makes two rows of two run dates the same version. Compared together with the key, a
-    changed row passing for unchanged would need both to collide for that one key."""
-    columns = ", ".join(identifier(c) for c in (*shape.keys, *shape.values))
-    return f"hash({columns}) as h1, hash({columns}, 'cri') as h2"
+    """Two 64-bit hashes of a row's keys and values (not run_date, not counters), over the
+    columns in two orders: what makes two rows of two run dates the same version. Compared
+    together with the key, a changed row passing for unchanged needs both to collide for that
+    one key. (DuckDB's `hash` may change between DuckDB versions; both sides of a comparison
+    are hashed in the same run, and the digests say which DuckDB made them.)"""
+    names = [identifier(c) for c in (*shape.keys, *shape.values)]
+    return f"hash({', '.join(names)}) as h1, hash({', '.join(reversed(names))}) as h2"
 
 
 def history_hashed_sql(shape: HistoryShape, relation: str, *, whole: bool) -> str:
@@ -517,7 +520,7 @@ def history_digest_sql(shape: HistoryShape) -> str:
 def _files_or_empty(files: list[str], columns: list[tuple[str, str]]) -> str:
     if files:
         paths = ", ".join(literal(f) for f in files)
-        return f"select * from read_parquet([{paths}], union_by_name = true)"
+        return f"select * from read_parquet([{paths}])"
     nulls = ", ".join(f"cast(null as {t}) as {identifier(c)}" for c, t in columns)
     return f"select {nulls} where false"
 
@@ -574,7 +577,7 @@ def as_published_sql(shape: HistoryShape, frozen: list[str], dates: list[Any]) -
     paths = ", ".join(literal(f) for f in frozen)
     changed = ", ".join(f"cast({literal(str(d))} as date)" for d in dates)
     return (
-        f"select {columns} from read_parquet([{paths}], union_by_name = true) "
+        f"select {columns} from read_parquet([{paths}]) "
         f"union all {current} where run_date not in ({changed})"
     )
 

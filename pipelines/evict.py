@@ -25,8 +25,10 @@ import datetime as dt
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 from pipelines.errors import CriError
+from pipelines.fileio import sha256_file
 from pipelines.layout import Layout
 from pipelines.policy import load_policy
 from pipelines.records import (
@@ -113,9 +115,9 @@ def _evict_date(layout: Layout, date: dt.date, files: list[Path]) -> None:
 
 def restore_staged(layout: Layout, staged_files: list[Path]) -> list[Path]:
     """Stage again, from the landing zone, each of `staged_files` that was evicted (a rerun or
-    backfill reaching back past the window). The delivery is checked again as on its night;
-    its bytes must be those of the receipt."""
-    from pipelines.ingest import datasets_in, ingest_delivery
+    backfill reaching back past the window). Its bytes must be those of the receipt; it is
+    checked again as on its night, and nothing is quarantined if that fails now."""
+    from pipelines.ingest import datasets_in, restage
 
     restored = []
     for staged in staged_files:
@@ -131,12 +133,19 @@ def restore_staged(layout: Layout, staged_files: list[Path]) -> list[Path]:
                 f"{staged}: evicted, and its delivery is no longer in {folder}; put the "
                 "delivery back in the landing zone and run again"
             )
-        outcome = ingest_delivery(found[0], run_date=day, data_dir=layout.data_dir)
-        if outcome.rejected or not staged.is_file():
-            raise RestoreError(f"{folder}: the delivery no longer passes: {outcome.summary()}")
-        if (read_receipt(receipt_path(staged)) or {}).get("sha256") != receipt.get("sha256"):
-            raise RestoreError(f"{folder}: the delivery has changed since it was accepted")
+        data_file = found[0].data_file
+        if data_file is None or sha256_file(data_file) != receipt.get("sha256"):
+            raise RestoreError(
+                f"{folder}: the delivery has changed since it was accepted on {day} (its sha256 "
+                "differs from the receipt); put the accepted delivery back and run again"
+            )
+        restage(found[0], run_date=day, data_dir=layout.data_dir)
         restored.append(staged)
     if restored:
         log.warning("staged again from the landing zone: %s", ", ".join(map(str, restored)))
     return restored
+
+
+def restore_selection(layout: Layout, selection: Any) -> list[Path]:
+    """`restore_staged` for every dataset a run's selection (`carry_forward.select`) links."""
+    return restore_staged(layout, [*selection.files("claims"), *selection.files("income")])

@@ -226,7 +226,6 @@ class Publisher:
         self.published = published_versions(layout.snapshot)
         self.latest: dict[dt.date, Version] = {}
         self.made: list[dt.date] = []
-        self.superseded_bases: list[Version] = []
 
     def publish(self, dates: list[dt.date]) -> dict[dt.date, list[Version]]:
         """Every version of every date, after making each date's latest one current."""
@@ -240,17 +239,22 @@ class Publisher:
         return history
 
     def tidy(self, expired_before: dt.date) -> None:
-        """After the new snapshot is in place (the old one may have needed these): drop the
-        partitions of the dates retention removed, and the removals of the versions of the
-        oldest date that were stored against such a date (they name rows of the removed date;
-        retention means none of it remains; a first publication that changed since is
-        frozen)."""
-        for date in self.layout.dates(self.layout.history):
+        """After the new snapshot is in place: drop the partitions of the dates retention
+        removed, and the removals of the oldest date's versions that were stored against such
+        a date (they name rows of the removed date, and retention means none of it remains; if
+        that date's first publication changed since, it is frozen whole). Read off the disk,
+        so a run killed before this point is tidied by the next. A reader still holding an
+        older snapshot loses the removed dates (docs/analysts.md)."""
+        dates = self.layout.dates(self.layout.history)
+        for date in dates:
             if date < expired_before:
                 shutil.rmtree(self.layout.history_date(date), ignore_errors=True)
-        for version in self.superseded_bases:
-            for path in version.folder.glob(f"*{REMOVED}"):
-                path.unlink()
+        oldest = [d for d in dates if d >= expired_before][:1]
+        for version in versions(self.layout, oldest[0])[:-1] if oldest else []:
+            base = version.base["run_date"] if version.base else None
+            if base is not None and dt.date.fromisoformat(base) < expired_before:
+                for path in version.folder.glob(f"*{REMOVED}"):
+                    path.unlink()
 
     def _date(self, date: dt.date, base: dict[str, str] | None, run: bool) -> list[Version]:
         known = versions(self.layout, date)
@@ -276,11 +280,7 @@ class Publisher:
         if current:
             return kept
         previous = kept[-1] if kept else None
-        new = self._build(date, prints, base, run, previous)
-        if kept and run:
-            self._freeze_first(kept[0], new)
-        if new.keyframe:
-            self.superseded_bases += [v for v in kept if v.base is not None]
+        new = self._build(date, prints, base, run, previous, kept[0] if kept else None)
         self.made.append(date)
         return [*kept, new]
 
@@ -293,9 +293,14 @@ class Publisher:
         base: dict[str, str] | None,
         run: bool,
         previous: Version | None,
+        first: Version | None,
     ) -> Version:
-        """Write a new version folder under a temporary name, `version.json` last, rename."""
+        """Write a new version folder under a temporary name, `version.json` last, rename.
+        Before the rename, the date's first publication is frozen if this version changes
+        what the date reads (so a kill in between repeats the freeze, never skips it)."""
         now = dt.datetime.now(dt.UTC)
+        if previous is not None and now <= previous.published_at:  # the clock stepped back
+            now = previous.published_at + dt.timedelta(microseconds=1)
         final = self.layout.history_date(date) / f"{now:%Y%m%dT%H%M%S%fZ}"
         work = final.with_name(BUILDING + final.name)
         for leftover in final.parent.glob(BUILDING + "*"):
@@ -323,6 +328,8 @@ class Publisher:
             "tables": sorted(tables),
             "sources": prints,
         }
+        if run and first is not None and content != first.content:
+            self._freeze_first(first)
         write_record(work / VERSION_RECORD, record)
         kill_point("history_version_written")
         os.rename(work, final)
@@ -394,7 +401,8 @@ class Publisher:
                 con.execute(f"drop table {name}")
             for name in ("cur_state", "prev_state"):
                 con.execute(f"drop view {name}")
-        return "/".join(states), "/".join(contents), changes
+        scheme = f"duckdb-{duckdb.__version__}:"  # whose `hash` made the digests
+        return scheme + "/".join(states), scheme + "/".join(contents), changes
 
     # ------------------------------------------------------------ a date's contents
 
@@ -453,17 +461,18 @@ class Publisher:
             f"run_date = cast('{date.isoformat()}' as date)"
         )
 
-    def _freeze_first(self, first: Version, new: Version) -> None:
-        """Before a date's contents change for the first time, write them as first published
-        (from the snapshot, which shows them) into version 1: `as_published` reads them."""
-        if new.content == first.content or any(first.part(t, FROZEN) for t in self.shapes):
-            return
+    def _freeze_first(self, first: Version) -> None:
+        """Write a date's contents as first published (from the snapshot, which shows them)
+        into version 1, table by table (each atomically; one already there is kept):
+        `as_published` reads them."""
         if self.published is None:
             log.warning("%s: no snapshot to keep the first publication from", first.run_date)
             return
         with connect() as con:
             for table in self.shapes:
                 target = first.folder / f"{table}{FROZEN}"
+                if target.is_file():
+                    continue
                 temporary = target.with_name("." + target.name)
                 copy_relation(self._from_snapshot(con, first.run_date, table), temporary)
                 os.replace(temporary, target)

@@ -669,6 +669,25 @@ def ingest_delivery(delivery: Delivery, *, run_date: dt.date, data_dir: Path) ->
         ) from exc
 
 
+class RestageRefused(CriError):
+    """A delivery accepted earlier no longer passes its checks; it stays where it is."""
+
+
+def restage(delivery: Delivery, *, run_date: dt.date, data_dir: Path) -> IngestOutcome:
+    """Check and stage again a delivery accepted on `run_date` whose staged copy was evicted
+    (`pipelines.evict`). Unlike `ingest_delivery`, a failing check moves nothing to the
+    quarantine: the delivery was accepted then and stays in the landing zone; the caller is
+    told why (RestageRefused)."""
+    try:
+        manifest = _read_manifest(delivery)
+        return _accept(delivery, manifest, Layout(data_dir), run_date)
+    except _Rejected as rejection:
+        raise RestageRefused(
+            f"{delivery.label} of {run_date}: accepted then, but it no longer passes: "
+            + "; ".join(f"{v.rule}: {v.message}" for v in rejection.violations)
+        ) from rejection
+
+
 def _accept(
     delivery: Delivery, manifest: dict[str, Any], layout: Layout, run_date: dt.date
 ) -> IngestOutcome:

@@ -25,7 +25,6 @@ import duckdb
 from pipelines.carry_forward import Selection
 from pipelines.contracts import load_contract
 from pipelines.errors import CriError
-from pipelines.evict import restore_staged
 from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.layout import Layout
 from pipelines.reference import reference_csv
@@ -129,7 +128,6 @@ def link_run(
             f"no accepted claims for {run_date} or the {selection.max_staleness_days} days "
             "before it; nothing to link"
         )
-    restore_staged(Layout(data_dir), [*selection.files("claims"), *selection.files("income")])
     with connect() as con:
         _stage_inputs(con, selection)
         create_person_ids(con, sql_text("link/staged_pseudonyms"), hub_key.secret)

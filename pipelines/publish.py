@@ -12,11 +12,11 @@ backfill; a date whose publish failed before), then writes the views afresh:
 - `publications`: every version of every date, when and by which run it was published, and
   when a later version superseded it.
 
-The file is written under a temporary name next to the old one, its views are bound once (a
-missing partition fails here, not in an analyst's query), its own table is checked against the
-contract, every table, view and column is commented from the contract, and then it is renamed
-over the old one: a reader that opened the old file keeps reading it (the partitions it names
-stay in place), a new reader gets the new one, and a failed publish leaves the previous snapshot.
+The file is written under a temporary name next to the old one (a partition file missing fails
+here, not in an analyst's query), its own table is checked against the contract, every table,
+view and column is commented from the contract, and then it is renamed over the old one: a
+reader that opened the old file keeps reading it (the partitions it names stay in place), a new
+reader gets the new one, and a failed publish leaves the previous snapshot.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class PublishError(CriError):
 def publish(data_dir: Path, run_date: dt.date | None = None) -> Path:
     """Publish what changed since the last publish and swap in a new snapshot; return its path.
     `run_date` is the run that publishes (recorded as each new version's `published_by`)."""
-    layout = Layout(data_dir)
+    layout = Layout(Path(data_dir).resolve())
     if not linked_dates(layout.data_dir):
         raise PublishError(f"{layout.linked}: no linked run to publish")
     contract = load_contract(*ANALYTICS_CONTRACT)
@@ -98,6 +98,7 @@ def _write_snapshot(
 ) -> None:
     """The views, the publications table, their checks and comments, in a new database file."""
     with connect(database) as con:
+        con.begin()  # one transaction: a view's definition is written once, not per comment
         con.execute(f"create schema {contract_sql.identifier(AS_PUBLISHED)}")
         calendar = [d for d, v in history.items() if v[-1].run]
         for table in PUBLISHED:
@@ -105,7 +106,6 @@ def _write_snapshot(
                 con.execute(statement)
         _publications(con, history)
         check_tables(con, contract, list(OWN_TABLES))
-        _bind_every_view(con)
         for table in OWN_TABLES:
             for statement in comment_statements(contract, table):
                 con.execute(statement)
@@ -121,6 +121,7 @@ def _write_snapshot(
                 ),
             ):
                 con.execute(statement)
+        con.commit()
         con.checkpoint()
 
 
@@ -154,7 +155,13 @@ def _view_statements(
 
 
 def _paths(files: list[Path | None]) -> list[str]:
-    return [str(f.resolve()) for f in files if f is not None]
+    """The files' paths as the views name them (absolute: the data directory is resolved).
+    A view binds to its first file only, so a missing one is looked for here."""
+    paths = [f for f in files if f is not None]
+    missing = next((f for f in paths if not f.is_file()), None)
+    if missing is not None:
+        raise PublishError(f"{missing}: a published partition file is missing; nothing swapped in")
+    return [str(f) for f in paths]
 
 
 def _publications(con: duckdb.DuckDBPyConnection, history: dict[dt.date, list[Version]]) -> None:
@@ -177,14 +184,3 @@ def _publications(con: duckdb.DuckDBPyConnection, history: dict[dt.date, list[Ve
     con.register("publication_rows", pa.Table.from_pylist(rows))
     create_table(con, "publish/publications")
     con.unregister("publication_rows")
-
-
-def _bind_every_view(con: duckdb.DuckDBPyConnection) -> None:
-    """Read each view's columns once: a partition file missing or unreadable fails the publish
-    (and the previous snapshot stands) instead of failing in an analyst's query."""
-    for table in PUBLISHED:
-        for name in (table, f"{AS_PUBLISHED}.{table}"):
-            try:
-                con.table(name).limit(0).fetchall()
-            except duckdb.Error as exc:
-                raise PublishError(f"snapshot view {name} cannot be read: {exc}") from exc

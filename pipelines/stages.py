@@ -169,6 +169,7 @@ def _link(night: Night) -> tuple[Any, Any]:
     work folder."""
     from pipelines.carry_forward import select
     from pipelines.commit import RunFailed
+    from pipelines.evict import restore_selection
     from pipelines.link import link_run
     from pipelines.records import SELECTION_RECORD, write_record
     from pipelines.recovery import fresh_folder
@@ -180,6 +181,7 @@ def _link(night: Night) -> tuple[Any, Any]:
             f"{selection.max_staleness_days} days before it "
             f"(deliveries found tonight: {len(night.outcomes)})"
         )
+    restore_selection(night.layout, selection)  # only a backfill reaching past the window
     folder = fresh_folder(night.layout.linked_work(night.run_date))
     result = link_run(
         night.run_date,
