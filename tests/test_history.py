@@ -284,3 +284,27 @@ def test_after_retention_the_oldest_date_kept_is_stored_whole_and_reads_the_same
     with snapshot(data) as con:
         for table in PUBLISHED:
             assert contract_rows(con, table) == contract_rows(reference, table), table
+
+
+def test_a_backfill_that_needs_an_evicted_delivery_changed_since_is_refused(tmp_path, monkeypatch):
+    """The rerun of D3 carries DUO forward from D2, whose staged copy was evicted; the D2
+    delivery in the landing zone no longer has the accepted bytes: the run stops with one line
+    saying so, and nothing is quarantined."""
+    import pipelines.evict
+    from pipelines.errors import CriError
+
+    monkeypatch.setattr(pipelines.evict, "full_copies_days", lambda: 1)
+    key = hub_key_file(tmp_path)
+    data = tmp_path / "data"
+    for date in (D1, D2, D3, D4, D4 + dt.timedelta(days=1)):
+        deliver(data / "landing", date)
+        if date == D3:
+            shutil.rmtree(data / "landing" / date.isoformat() / "DUO")
+        run_night(date, data_dir=data, hub_key_path=key)
+    assert not list(Layout(data).staging_date(D2).glob("DUO/*.parquet"))  # evicted
+    duo = data / "landing" / D2.isoformat() / "DUO" / "claims.csv"
+    duo.write_text(duo.read_text().replace("27000", "27001"))
+    rerun_d3_with_z_paid_at_cjib(data / "landing")
+    with pytest.raises(CriError, match="has changed since it was accepted"):
+        run_night(D3, data_dir=data, hub_key_path=key)
+    assert duo.is_file() and not (data / "quarantine" / D2.isoformat()).exists()
