@@ -14,6 +14,7 @@ import ctypes
 import errno
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -310,45 +311,50 @@ def test_other_os_errors_are_not_resource_faults():
     assert describe(OSError(errno.EINVAL, "Invalid argument")) is None
 
 
-def test_full_disk_while_publishing_says_what_was_delivered(tmp_path, mount_point):
-    """The disk fills up while the analysts' database is rebuilt, after the night's files were
-    delivered: one line that says so (not "nothing published"), the old snapshot stands, and a
-    rerun with space gives the whole night."""
+def test_full_disk_while_publishing_says_what_was_delivered(tmp_path):
+    """The disk that holds the warehouse fills up while the analysts' database is published,
+    after the night's files were delivered: one line that says so (not "nothing published"),
+    the old snapshot stands, and a rerun with space gives the whole night. (The warehouse gets
+    a tiny disk of its own: a publish now needs less space than the ingest before it, so one
+    small disk for everything would fill during ingest.)"""
     import datetime as dt
 
     from tests.helpers import deliver_empty_extracts, hub_key_file, write_claims_delivery
 
     key = hub_key_file(tmp_path)
     d1, d2 = dt.date(2026, 11, 20), dt.date(2026, 11, 21)
-    data = mount_point / "data"
-    staged = tmp_path / "staged"
+    data = tmp_path / "data"
     for date in (d1, d2):
-        write_claims_delivery(staged / "landing", date, "BD", [{"person": "X"}, {"person": "Z"}])
-        write_claims_delivery(staged / "landing", date, "DUO", [{"person": "Z"}])
-        deliver_empty_extracts(staged / "landing", date)
-
-    def run(date: dt.date, size: str) -> subprocess.CompletedProcess:
-        # each run sees a fresh tmpfs of `size`: copy the data dir in, run, copy it back out
-        script = (
-            f"cp -a {staged}/. {mount_point}/data/ && {sys.executable} -m pipelines.cli run "
-            f"--date {date} --data-dir {data} --hub-key {key} --workers 1 --quiet; rc=$?; "
-            f"rm -rf {staged} && cp -a {data}/. {staged}/ 2>/dev/null; mkdir -p {staged}; exit $rc"
-        )
-        return subprocess.run(
-            ["bash", "-c", script],
-            preexec_fn=_full_disk(mount_point, size=size),
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-
-    assert run(d1, "64m").returncode == 0
-    snapshot = (staged / "warehouse" / "analytics.duckdb").read_bytes()
-    failed = run(d2, "6600k")
+        write_claims_delivery(data / "landing", date, "BD", [{"person": "X"}, {"person": "Z"}])
+        write_claims_delivery(data / "landing", date, "DUO", [{"person": "Z"}])
+        deliver_empty_extracts(data / "landing", date)
+    first = cli("run", "--date", d1, "--data-dir", data, "--hub-key", key, "--quiet")
+    assert first.returncode == 0, first.stderr
+    warehouse = data / "warehouse"
+    assert _can(_full_disk(warehouse), tmp_path), "no private mount namespace"
+    kept = tmp_path / "warehouse-kept"
+    shutil.copytree(warehouse, kept)  # hard links become copies: the tiny disk holds copies too
+    used = sum(p.stat().st_size for p in kept.rglob("*") if p.is_file())
+    snapshot = (kept / "analytics.duckdb").read_bytes()
+    # the child alone sees a tmpfs at warehouse/, with the old warehouse and 256 KB to spare
+    script = (
+        f"cp -a {kept}/. {warehouse}/ && {sys.executable} -m pipelines.cli run --date {d2} "
+        f"--data-dir {data} --hub-key {key} --workers 1 --quiet; rc=$?; "
+        f"rm -rf {kept} && cp -a {warehouse}/. {kept}/; exit $rc"
+    )
+    failed = subprocess.run(
+        ["bash", "-c", script],
+        preexec_fn=_full_disk(warehouse, size=f"{used // 1024 + 256}k"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     line = one_error_line(failed)
     assert "signal files delivered" in line and "could not be rebuilt" in line, line
     assert "no space left on device" in line and "nothing published" not in line, line
-    assert (staged / "warehouse" / "analytics.duckdb").read_bytes() == snapshot
-    assert list((staged / "ledger" / d2.isoformat()).glob("*/delivery.json"))
-    again = run(d2, "64m")
+    assert (kept / "analytics.duckdb").read_bytes() == snapshot
+    assert list((data / "ledger" / d2.isoformat()).glob("*/delivery.json"))
+    shutil.rmtree(warehouse)
+    shutil.copytree(kept, warehouse)
+    again = cli("run", "--date", d2, "--data-dir", data, "--hub-key", key, "--quiet")
     assert again.returncode == 0, again.stderr
