@@ -35,9 +35,10 @@ def test_parameters_are_bound_including_a_list_of_files(con, tmp_path):
     files = []
     for n in (1, 2):
         path = tmp_path / f"part {n}'s.parquet"  # a quote in the path must not matter
-        con.execute(f"copy (select {n} as x) to '{str(path).replace(chr(39), chr(39) * 2)}'")
+        quoted = str(path).replace(chr(39), chr(39) * 2)
+        con.execute(f"copy (select {n} as x, 's{n}' as signal_id) to '{quoted}'")
         files.append(str(path))
-    sql.create_table(con, "publish/linked_history", {"linked_files": files}, table="parts")
+    sql.create_table(con, "publish/signals", {"ledger_files": files}, table="parts")
     assert con.execute("select x from parts order by x").fetchall() == [(1,), (2,)]
 
 
