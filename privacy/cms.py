@@ -167,17 +167,24 @@ def sign_and_encrypt(
     recipient_cert: x509.Certificate,
 ) -> bytes:
     """EnvelopedData(SignedData(data)) in DER, binary content (no MIME canonicalisation)."""
-    signed = (
-        pkcs7.PKCS7SignatureBuilder()
-        .set_data(data)
-        .add_signer(signer_cert, signer_key, hashes.SHA256())
-        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
-    )
+    signed = sign(data, signer_cert, signer_key)
     return (
         pkcs7.PKCS7EnvelopeBuilder()
         .set_data(signed)
         .add_recipient(recipient_cert)
         .encrypt(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
+    )
+
+
+def sign(data: bytes, signer_cert: x509.Certificate, signer_key: rsa.RSAPrivateKey) -> bytes:
+    """SignedData(data) in DER, content attached, binary (no MIME canonicalisation): what
+    `openssl cms -verify -binary -inform DER` checks. Signs the signal file's manifest, so that
+    gemeente, date, row count and sha256 cannot be relabelled."""
+    return (
+        pkcs7.PKCS7SignatureBuilder()
+        .set_data(data)
+        .add_signer(signer_cert, signer_key, hashes.SHA256())
+        .sign(serialization.Encoding.DER, [pkcs7.PKCS7Options.Binary])
     )
 
 
