@@ -18,8 +18,10 @@ from open_data_contract_standard.model import OpenDataContractStandard, SchemaPr
 from pipelines.errors import CriError
 from pipelines.settings import CONTRACTS_DIR
 
-# Datasets partners deliver; the file name (without extension) names the contract.
-PARTNER_DATASETS = ("claims", "income")
+# Datasets partners deliver; the file name (without extension) names the contract. A contract
+# with the customProperty `optional: true` (identities) is never expected nor carried forward
+# into the link: a partner may or may not deliver it.
+PARTNER_DATASETS = ("claims", "income", "identities")
 _CONTRACT_FILE = re.compile(r"^(?P<name>[a-z_]+)-(?P<version>\d+\.\d+\.\d+)\.yaml$")
 
 

@@ -27,6 +27,8 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from pipelines.carry_forward import Selection
 from pipelines.faults import kill_point
 from pipelines.fileio import replace_atomically, temporary_sibling
@@ -34,15 +36,16 @@ from pipelines.layout import Layout
 from pipelines.ledger import ledger_dates, new_delivery, record
 from pipelines.plans import write_partner_exports
 from pipelines.policy import load_policy
-from pipelines.records import DELIVERY_RECORD, write_record
+from pipelines.records import DELIVERY_RECORD, SIGNALS_MANIFEST, write_record
 from pipelines.recovery import fresh_folder, swap_in
-from pipelines.signals import signal_file_rows, write_signal_files
-from privacy.cms import load_certificate, load_private_key, sign_and_encrypt
+from pipelines.signals import identity_files, signal_file_rows, write_signal_files
+from privacy.cms import load_certificate, load_private_key, sign, sign_and_encrypt
 from privacy.keys import KeyMaterial
 
 log = logging.getLogger(__name__)
 
 MESSAGE_NAME = "signals.csv.p7m"
+MANIFEST_SIGNATURE = f"{SIGNALS_MANIFEST}.p7s"  # SignedData of the manifest (format version 2)
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,21 @@ def deliver_night(
     delivered: list[str] = []
     waiting: list[str] = []
     reason = None
+    with_identity: dict[str, list[int]] = {}
     if decision.signals:
-        rows = signal_file_rows(folder, hub_key)
-        gemeenten = write_signal_files(rows, work, run_date, str(load_policy()["version"]))
+        rows = signal_file_rows(folder, hub_key, identity_files(data_dir, run_date))
+        gemeenten = write_signal_files(
+            rows, work, run_date, str(load_policy()["version"]), layout.staging
+        )
         delivered, waiting, reason = _encrypt(work, gemeenten, certs)
+        with_identity = identity_counts(rows)
     delivery = new_delivery(
         run_date,
         signals=decision.signals,
         encrypted_for=delivered,
         waiting_for_certificate=waiting,
+        # per gemeente [signals, with a sealed identity]: the monitoring of identities
+        identities=with_identity,
     )
     write_record(work / DELIVERY_RECORD, delivery)
     kill_point("outbox_built")
@@ -122,12 +131,28 @@ def deliver_night(
         record(data_dir, folder, delivery)
         kill_point("after_ledger")
     log.info(
-        "outbox %s: signals delivered to %s gemeenten, %s waiting for a certificate",
+        "outbox %s: signals delivered to %s gemeenten, %s waiting for a certificate; "
+        "%s of %s signals with a sealed identity",
         run_date,
         len(delivered),
         len(waiting),
+        sum(n for _, n in with_identity.values()),
+        sum(n for n, _ in with_identity.values()),
     )
     return DeliveryReport(delivered, waiting, reason, decision.signals, decision.note)
+
+
+def identity_counts(rows: pl.DataFrame) -> dict[str, list[int]]:
+    """Per gemeente: [signals, signals with a sealed identity] (rules.md: signals without an
+    identity are still sent, and counted as such)."""
+    if not rows.height:
+        return {}
+    counts = (
+        rows.group_by("gemeente_code")
+        .agg(pl.len().alias("signals"), pl.col("identity_sealed").is_not_null().sum())
+        .sort("gemeente_code")
+    )
+    return {code: [int(n), int(m)] for code, n, m in counts.iter_rows()}
 
 
 def _encrypt(
@@ -153,5 +178,10 @@ def _encrypt(
             sign_and_encrypt(data, hub_cert, hub_key, load_certificate(recipient))
         )
         replace_atomically(temporary, message)
+        # the manifest signed too: gemeente, date, row count and sha256 cannot be relabelled
+        manifest = outbox / code / SIGNALS_MANIFEST
+        temporary = temporary_sibling(manifest.with_name(MANIFEST_SIGNATURE))
+        temporary.write_bytes(sign(manifest.read_bytes(), hub_cert, hub_key))
+        replace_atomically(temporary, manifest.with_name(MANIFEST_SIGNATURE))
         delivered.append(code)
     return delivered, waiting, (f"no certificate in {certs / 'gemeenten'}" if waiting else None)

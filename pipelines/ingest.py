@@ -68,6 +68,7 @@ from pipelines.reference import partner_codes, reference_csv
 from pipelines.resource_faults import describe as describe_fault
 from pipelines.settings import MEMORY_LIMIT_ENV
 from pipelines.sql import SqlError, copy_to, query, run_script
+from privacy.sealing import KEY_SUFFIX, KEYS_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ DATA_SUFFIXES = (".csv", ".parquet")
 PARTNER_REJECTS_SUFFIX = ".rejects.csv"  # the partner tool's own BSN reject list: informational
 EXAMPLE_LINES_SHOWN = 5  # per broken rule in `IngestOutcome.detail_lines`
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+_GEMEENTE = re.compile(r"GM[0-9]{4}")
+IDENTITIES = "identities"  # the dataset whose manifest lists key files (`identity_keys`)
 
 # DuckDB errors that say something about the file's content. Everything else DuckDB raises
 # (out of memory, I/O, a lock, an internal error) is a fault of the machine: see IngestFault.
@@ -91,7 +94,7 @@ REMEDIES = {
     "manifest_unreadable": "write the manifest as JSON with all fields (the partner tool does)",
     "data_file_missing": "deliver the data file the manifest names, in the same folder",
     "manifest_mismatch": "name the data file after the manifest's contract, e.g. claims.csv",
-    "unknown_contract": "use a contract from data_contracts/ (claims or income)",
+    "unknown_contract": "use a contract from data_contracts/ (claims, income or identities)",
     "unknown_contract_version": "use a contract version present in data_contracts/",
     "partner_mismatch": "put the delivery in the folder of the partner the manifest names",
     "partner_not_allowed": "only the partners the contract lists deliver this dataset",
@@ -107,6 +110,13 @@ REMEDIES = {
     "unparseable": "write UTF-8 CSV with ';' separator, '\"' quoting, one record per line",
     "wrong_type": "write the Parquet columns with the contract's types",
     "row_count_mismatch": "set row_count in the manifest to the number of data rows",
+    "identity_key_missing": (
+        "deliver identity-keys/<GMxxxx>.p7m for every gemeente the manifest's identity_keys "
+        "lists (the partner tool writes both)"
+    ),
+    "identity_key_mismatch": (
+        "a key file changed after the manifest was written; deliver the identities dataset again"
+    ),
     "contract": "correct the rows at the listed lines and deliver the whole dataset again",
 }
 
@@ -312,6 +322,10 @@ def datasets_in(folder: Path) -> list[Delivery]:
         named_like_data = name.endswith(MANIFEST_SUFFIX) or path.suffix in DATA_SUFFIXES
         if named_like_data and (path.is_symlink() or path.is_file()):
             groups.setdefault(name.split(".", 1)[0], []).append(path)
+            continue
+        if name == KEYS_FOLDER and (path.is_symlink() or path.is_dir()):
+            # the key files of the identities dataset: judged (and quarantined) with it
+            groups.setdefault(IDENTITIES, []).append(path)
             continue
         problems.append(
             Delivery(
@@ -597,8 +611,9 @@ def _connect(database: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConne
     return con
 
 
-def _prepare(database: Path, data_path: Path, contract: Contract) -> int:
-    """Parse the data file into `delivery_text` (+ the typed views) in a fresh DuckDB file."""
+def _prepare(database: Path, data_path: Path, contract: Contract, manifest: dict[str, Any]) -> int:
+    """Parse the data file into `delivery_text` (+ the typed views) in a fresh DuckDB file,
+    next to the reference tables and the manifest's key-file list the contract rules read."""
     database.unlink(missing_ok=True)
     with _connect(database) as con:
         run_script(con, "privacy/bsn_macros")
@@ -610,6 +625,7 @@ def _prepare(database: Path, data_path: Path, contract: Contract) -> int:
                 "gemeenten_csv": str(reference_csv("gemeenten.csv")),
             },
         )
+        run_script(con, "ingest/identity_keys", {"gemeenten": sorted(identity_keys(manifest))})
         if data_path.suffix == ".csv":
             _load_csv(con, data_path, contract)
         else:
@@ -627,7 +643,7 @@ def _validate(
     return run_rules(database, rules, contract=contract, suite_name=label)
 
 
-def _stage(database: Path, manifest: dict[str, Any], target: Path) -> None:
+def _stage(database: Path, manifest: dict[str, Any], data_path: Path, target: Path) -> None:
     """The typed rows plus partner and extract date as Parquet, replacing the staged file."""
     temporary = temporary_sibling(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -638,6 +654,28 @@ def _stage(database: Path, manifest: dict[str, Any], target: Path) -> None:
     # file next to it, whenever a run is killed.
     receipt_path(target).unlink(missing_ok=True)
     replace_atomically(temporary, target)
+    _stage_key_files(manifest, data_path.parent, target.parent)
+
+
+def _stage_key_files(manifest: dict[str, Any], landing_folder: Path, staged_folder: Path) -> None:
+    """Copy an identities delivery's key files (unchanged) beside its staged Parquet, replacing
+    any earlier copy whole; the outbox copies them from here for the gemeenten signalled."""
+    keys = identity_keys(manifest)
+    target = staged_folder / KEYS_FOLDER
+    if not keys and not target.exists():
+        return
+    work = staged_folder / f".{KEYS_FOLDER}.{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    for code in sorted(keys):
+        shutil.copyfile(
+            landing_folder / KEYS_FOLDER / f"{code}{KEY_SUFFIX}", work / f"{code}{KEY_SUFFIX}"
+        )
+    old = staged_folder / f".{KEYS_FOLDER}.old.{os.getpid()}"
+    if target.exists():
+        os.rename(target, old)
+    os.rename(work, target)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- one dataset
@@ -697,7 +735,12 @@ def _accept(
     contract, data_path, digest = _check_files(manifest, delivery, run_date)
     staged = layout.staging_date(run_date) / partner / f"{dataset}.parquet"
     existing = read_receipt(receipt_path(staged))
-    if existing and existing.get("sha256") == digest and staged.is_file():
+    if (
+        existing
+        and existing.get("sha256") == digest
+        and existing.get("identity_keys", {}) == identity_keys(manifest)
+        and staged.is_file()
+    ):
         return IngestOutcome(
             partner,
             dataset,
@@ -726,6 +769,7 @@ def _accept(
             "rows": rows,
             "file": data_path.name,
             "unchanged_since": since,
+            **({"identity_keys": identity_keys(manifest)} if contract.name == IDENTITIES else {}),
             "staged_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         },
     )
@@ -772,7 +816,73 @@ def _check_files(
         raise _Rejected(
             Violation("sha256_mismatch", "the data file's sha256 differs from the manifest")
         )
+    if contract.name == IDENTITIES:
+        _check_key_files(manifest, delivery)
     return contract, data_path, digest
+
+
+def identity_keys(manifest: dict[str, Any]) -> dict[str, str]:
+    """The manifest's `identity_keys` ({GMxxxx: sha256 of its key file}); empty for datasets
+    other than identities."""
+    keys = manifest.get("identity_keys")
+    return dict(keys) if isinstance(keys, dict) else {}
+
+
+def _check_key_files(manifest: dict[str, Any], delivery: Delivery) -> None:
+    """The key files of an identities delivery: exactly those the manifest lists, each with
+    its sha256 (the hub cannot open them; it checks they are the ones the partner sent)."""
+    keys = manifest.get("identity_keys")
+    if not isinstance(keys, dict) or not all(
+        isinstance(code, str)
+        and _GEMEENTE.fullmatch(code)
+        and isinstance(digest, str)
+        and _SHA256.fullmatch(digest)
+        for code, digest in keys.items()
+    ):
+        raise _Rejected(
+            Violation(
+                "manifest_unreadable",
+                "manifest identity_keys must map gemeente codes (GMxxxx) to the sha256 "
+                "(64 lowercase hex) of their key files",
+            )
+        )
+    folder = delivery.folder / KEYS_FOLDER
+    present = {} if not folder.is_dir() else {p.name: p for p in sorted(folder.iterdir())}
+    for name, path in present.items():
+        if path.is_symlink():
+            raise _Rejected(
+                Violation(
+                    "symlink_not_allowed", f"{KEYS_FOLDER}/{printable(name)} is a symbolic link"
+                )
+            )
+        if not path.is_file() or name.removesuffix(KEY_SUFFIX) not in keys:
+            raise _Rejected(
+                Violation(
+                    "unexpected_file",
+                    f"{KEYS_FOLDER}/{printable(name)} is not a key file the manifest's "
+                    "identity_keys lists",
+                )
+            )
+    missing = [code for code in sorted(keys) if f"{code}{KEY_SUFFIX}" not in present]
+    if missing:
+        raise _Rejected(
+            Violation(
+                "identity_key_missing",
+                f"{len(missing)} key file(s) listed in the manifest are not in {KEYS_FOLDER}/ "
+                f"(e.g. {missing[0]}{KEY_SUFFIX})",
+            )
+        )
+    changed = [
+        code for code in sorted(keys) if sha256_file(present[f"{code}{KEY_SUFFIX}"]) != keys[code]
+    ]
+    if changed:
+        raise _Rejected(
+            Violation(
+                "identity_key_mismatch",
+                f"{len(changed)} key file(s) differ from their sha256 in the manifest "
+                f"(e.g. {changed[0]}{KEY_SUFFIX})",
+            )
+        )
 
 
 def _rejected_outcome(
@@ -815,7 +925,7 @@ def _check_content(
     own = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=work_dir))
     database = own / f"{delivery.partner_folder}-{delivery.dataset}.duckdb"
     try:
-        rows = _prepare(database, data_path, contract)
+        rows = _prepare(database, data_path, contract, manifest)
         if rows != manifest["row_count"]:
             raise _Rejected(
                 Violation(
@@ -836,7 +946,7 @@ def _check_content(
                 report=report,
             )
         if stage_to is not None:
-            _stage(database, manifest, stage_to)
+            _stage(database, manifest, data_path, stage_to)
         return rows, report
     except (duckdb.Error, SqlError) as exc:
         cause = exc.__cause__ if isinstance(exc, SqlError) and exc.__cause__ else exc

@@ -11,13 +11,17 @@ Whether the signals are delivered is decided later, when the night is delivered
 (`pipelines.delivery`): `write_signal_files` then writes one file per gemeente,
 `<outbox>/<GMxxxx>/signals.csv` (UTF-8 with BOM for Excel, the CSV dialect of interfaces.md) with
 `signals.manifest.json`; each person appears under a `person_ref` that only that gemeente gets
-(`privacy.recipients`).
+(`privacy.recipients`). Version 2 of the file (rules.md) adds, for each signal, the sealed
+identity a partner delivered for that person and gemeente (`identity_key`, `identity_sealed`,
+copied unchanged: the hub cannot open it), chosen by `signal_identities.sql` among the accepted
+identities datasets of the carry-forward window (`identity_files`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from pipelines.carry_forward import max_staleness_days
 from pipelines.contracts import load_contract
 from pipelines.dialect import SEPARATOR
 from pipelines.errors import CriError
@@ -38,11 +43,21 @@ from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
-from pipelines.records import SIGNALS_MANIFEST
-from pipelines.sql import connect, create_table, create_tables, query, relation, sql_text
+from pipelines.records import SIGNALS_MANIFEST, read_receipt
+from pipelines.sql import (
+    connect,
+    create_table,
+    create_tables,
+    parquet_view,
+    query,
+    relation,
+    sql_text,
+)
 from pipelines.stage_contracts import check_tables, write_tables
+from privacy.hashing import create_person_ids
 from privacy.keys import KeyMaterial
 from privacy.recipients import add_signal_ids, create_person_refs
+from privacy.sealing import KEY_SUFFIX, KEYS_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +73,11 @@ SIGNAL_FILE_COLUMNS = (
     "plan_outcome",
     "plan_monthly_cents",
     "crisis",
+    "identity_key",
+    "identity_sealed",
 )
+FORMAT_VERSION = 2  # rules.md "Signal file, version 2": sealed identity, signed manifest
+IDENTITIES = "identities"
 
 
 class SignalError(CriError):
@@ -151,20 +170,49 @@ def signal_run(
     return summary
 
 
-def signal_file_rows(folder: Path, hub_key: KeyMaterial) -> pl.DataFrame:
+def identity_files(data_dir: Path, run_date: dt.date) -> list[Path]:
+    """The staged identities datasets a night's signals take sealed values from: every
+    partner's accepted ones of the carry-forward window (`max_staleness_days` up to `run_date`),
+    so that a partner's identities count as long as its claims can be carried forward. A file
+    evicted since (a rerun long after) is staged again from the landing zone first."""
+    from pipelines.evict import restore_staged
+
+    layout = Layout(data_dir)
+    found = []
+    for age in range(max_staleness_days() + 1):
+        day = layout.staging_date(run_date - dt.timedelta(days=age))
+        # the receipt says the dataset was accepted (its Parquet may have been evicted since)
+        for receipt in sorted(day.glob(f"*/{IDENTITIES}.receipt.json")):
+            if read_receipt(receipt) is not None:
+                found.append(receipt.with_name(f"{IDENTITIES}.parquet"))
+    restore_staged(layout, found)
+    return sorted(found)
+
+
+def signal_file_rows(
+    folder: Path, hub_key: KeyMaterial, identities: list[Path] | None = None
+) -> pl.DataFrame:
     """The rows of every gemeente's signal file, from the signals in `folder`: each person
-    under the `person_ref` of the gemeente the signal goes to."""
+    under the `person_ref` of the gemeente the signal goes to, with the sealed identity of
+    `signal_identities.sql` from the staged `identities` files (none: empty columns)."""
     with connect() as con:
         load_linked_tables(con, folder, ("signals",))
         create_person_refs(con, sql_text("signals/signal_recipients"), hub_key.secret)
+        if identities:
+            parquet_view(con, "staged_identities", identities)
+            create_person_ids(con, sql_text("signals/identity_pseudonyms"), hub_key.secret)
+            create_table(con, "signals/signal_identities")
+        else:
+            create_table(con, "signals/signal_identities_none", table="signal_identities")
         return relation(con, "signals/signal_file_rows").pl()
 
 
 def write_signal_files(
-    rows: pl.DataFrame, outbox: Path, run_date: dt.date, rules_version: str
+    rows: pl.DataFrame, outbox: Path, run_date: dt.date, rules_version: str, staging: Path
 ) -> list[str]:
     """One signals.csv + manifest per gemeente with signals, into the night's outbox folder
-    being built; gemeenten without signals get no folder."""
+    being built, with the key files its sealed identities refer to (from `staging`);
+    gemeenten without signals get no folder."""
     outbox.mkdir(parents=True, exist_ok=True)
     gemeenten = sorted(rows["gemeente_code"].unique().to_list()) if rows.height else []
     for gemeente, frame in rows.group_by("gemeente_code", maintain_order=True):
@@ -191,6 +239,30 @@ def write_signal_files(
                 "row_count": frame.height,
                 "sha256": sha256_file(target),
                 "rules_version": rules_version,
+                "format_version": FORMAT_VERSION,
             },
         )
+        _copy_key_files(frame, code, outbox / code / KEYS_FOLDER, staging)
     return gemeenten
+
+
+def _copy_key_files(frame: pl.DataFrame, gemeente: str, target: Path, staging: Path) -> None:
+    """The partners' key files the gemeente's sealed identities refer to, copied unchanged from
+    staging to `identity-keys/<PARTNER>-<extract_date>.p7m`."""
+    used = (
+        frame.filter(pl.col("identity_key").is_not_null())
+        .select("identity_key", "identity_partner", "identity_extract_date")
+        .unique()
+        .sort("identity_key")
+    )
+    for name, partner, extract_date in used.iter_rows():
+        source = (
+            staging / extract_date.isoformat() / partner / KEYS_FOLDER / f"{gemeente}{KEY_SUFFIX}"
+        )
+        if not source.is_file():
+            raise SignalError(
+                f"{source}: the key file of accepted identities is missing from staging; "
+                "run the night again (its identities dataset is staged again)"
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target / f"{name}{KEY_SUFFIX}")

@@ -131,7 +131,9 @@ def wrap_key(key: bytes, certificate: x509.Certificate) -> bytes:
     )
 
 
-def unwrap_key(message: bytes, certificate: x509.Certificate, private_key: rsa.RSAPrivateKey) -> bytes:
+def unwrap_key(
+    message: bytes, certificate: x509.Certificate, private_key: rsa.RSAPrivateKey
+) -> bytes:
     """Open a key file with the gemeente's certificate and private key."""
     try:
         key = pkcs7.pkcs7_decrypt_der(message, certificate, private_key, [])

@@ -122,6 +122,49 @@ def write_income_delivery(landing: Path, date: dt.date, rows: list[dict]) -> Pat
     return _deliver(folder, "income", "TSL", date, lines)
 
 
+def write_identities_delivery(
+    landing: Path, date: dt.date, partner: str, rows: list[dict], certs: Path
+) -> Path:
+    """A hand-made identities delivery, sealed with real cryptography as the partner tool seals
+    (privacy.sealing): rows with `person`, `bsn` (9 digits) and `gemeente_code` (default
+    GM0363); one key file per gemeente to `certs/<GM>.crt`."""
+    from privacy.cms import load_certificate
+    from privacy.sealing import (
+        associated_data,
+        key_file,
+        new_identity_key,
+        seal_identities,
+        wrap_key,
+    )
+
+    folder = Path(landing) / date.isoformat() / partner
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["person_pseudonym;gemeente_code;identity_sealed"]
+    digests = {}
+    by_gemeente: dict[str, list[dict]] = {}
+    for row in rows:
+        by_gemeente.setdefault(row.get("gemeente_code", "GM0363"), []).append(row)
+    for gemeente, members in sorted(by_gemeente.items()):
+        key = new_identity_key()
+        sealed = seal_identities(
+            key, [r["bsn"] for r in members], associated_data(partner, date, gemeente)
+        )
+        lines += [
+            f"{pseudonym_of(r['person'])};{gemeente};{value}"
+            for r, value in zip(members, sealed, strict=True)
+        ]
+        path = key_file(folder, gemeente)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(wrap_key(key, load_certificate(Path(certs) / f"{gemeente}.crt")))
+        digests[gemeente] = hashlib.sha256(path.read_bytes()).hexdigest()
+    _deliver(folder, "identities", partner, date, lines)
+    manifest_file = folder / "identities.manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    manifest["identity_keys"] = digests
+    manifest_file.write_text(json.dumps(manifest))
+    return folder
+
+
 def _deliver(folder: Path, dataset: str, partner: str, date: dt.date, lines: list[str]) -> Path:
     """Write the CSV lines (header first) and a manifest an honest partner tool would write."""
     data = folder / f"{dataset}.csv"

@@ -1,5 +1,6 @@
 -- grain: one row per signal, as the gemeente's signal file shows it (person_ref, not person_id)
--- the columns in the order of the signal file
+-- the columns in the order of the signal file (version 2: the sealed identity last), then
+-- the partner and extract date of the identity's key file (for the outbox, not in the file)
 select -- noqa: ST06
     signals.gemeente_code,
     signals.signal_id,
@@ -12,8 +13,14 @@ select -- noqa: ST06
     signals.arrears_since,
     signals.plan_outcome,
     signals.plan_monthly_cents,
-    signals.crisis
+    signals.crisis,
+    ids.identity_key,
+    ids.identity_sealed,
+    ids.identity_partner,
+    ids.identity_extract_date
 from signals
+left join signal_identities as ids
+    on signals.signal_id = ids.signal_id
 inner join person_refs as refs
     on
         signals.person_id = refs.person_id

@@ -1,0 +1,25 @@
+-- grain: one row per signal with a sealed identity for the gemeente it goes to (rules.md, "Signal
+-- file, version 2"): of the partners that have one, the first in alphabetical order of code; of
+-- that partner's datasets, the latest extract. The value is copied unchanged; the hub cannot
+-- open it. Reads `signals`, `staged_identities` (partner, extract_date, ...) and `person_ids`.
+select
+    signals.signal_id,
+    staged_identities.partner as identity_partner,
+    staged_identities.extract_date as identity_extract_date,
+    staged_identities.partner
+    || '-'
+    || strftime(staged_identities.extract_date, '%Y-%m-%d') as identity_key,
+    staged_identities.identity_sealed
+from signals
+inner join person_ids
+    on signals.person_id = person_ids.person_id
+inner join staged_identities
+    on
+        person_ids.person_pseudonym = staged_identities.person_pseudonym
+        and signals.gemeente_code = staged_identities.gemeente_code
+qualify
+    row_number() over (
+        partition by signals.signal_id
+        order by staged_identities.partner, staged_identities.extract_date desc
+    )
+    = 1

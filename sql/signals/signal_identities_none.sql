@@ -1,0 +1,9 @@
+-- grain: none (no partner delivered identities within the carry-forward window): the empty
+-- `signal_identities`, with the columns of signal_identities.sql.
+select
+    cast(null as varchar) as signal_id,
+    cast(null as varchar) as identity_partner,
+    cast(null as date) as identity_extract_date,
+    cast(null as varchar) as identity_key,
+    cast(null as varchar) as identity_sealed
+where false

@@ -1,0 +1,323 @@
+"""Sealed identities at the hub (interfaces.md section 3, rules.md "Signal file, version 2"):
+format checks at ingest, the choice of one sealed value per signal, the copied key files, the
+signed manifest, and that the hub never holds a readable BSN nor puts identities in the
+analysts' database. Real cryptography and a real `openssl` throughout."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.run import run_night
+from privacy.cms import create_demo_certificates, load_certificate, load_private_key
+from privacy.hashing import hub_person_id
+from privacy.keys import load_key_file
+from privacy.sealing import SealError, associated_data, open_identity, unwrap_key
+from tests.helpers import (
+    deliver_empty_extracts,
+    hub_key_file,
+    pseudonym_of,
+    write_claims_delivery,
+    write_identities_delivery,
+)
+
+D0 = dt.date(2026, 11, 20)
+D = dt.date(2026, 11, 22)
+GEMEENTEN = ["GM0363", "GM0599"]
+BSN = {  # valid BSNs (elfproef), one per hand-worked person
+    "A": "111222333",
+    "B": "123456782",
+    "C": "100000009",
+    "E": "010000008",
+    "F": "999999990",
+}
+
+
+def claim(person: str, cents: int, since: str = "2026-01-15", **extra) -> dict:
+    return {
+        "person": person,
+        "imposed_cents": cents,
+        "outstanding_cents": cents,
+        "arrears_cents": cents,
+        "arrears_since": since,
+        **extra,
+    }
+
+
+def identity(person: str, gemeente: str = "GM0363", bsn: str | None = None) -> dict:
+    return {"person": person, "bsn": bsn or BSN[person], "gemeente_code": gemeente}
+
+
+@pytest.fixture()
+def pki(tmp_path):
+    certs, gemeente_keys = tmp_path / "certs", tmp_path / "gemeente"
+    create_demo_certificates(certs, gemeente_keys, GEMEENTEN)
+    return certs, gemeente_keys
+
+
+def night_with_identities(tmp_path: Path, pki) -> tuple[Path, Path]:
+    """A night where A, B, C, E are signalled (BD and CJIB qualify for each) and F is not.
+
+    - A (GM0363): identities from CJIB and BD: BD's wins (first partner code).
+    - B (GM0599): identities from CJIB on D0 and on D (both accepted): D's wins (latest).
+    - C (GM0363): an identity only for GM0599 (not where C is signalled): none.
+    - E (GM0363): no identity at all: still signalled, empty columns.
+    - F: not signalled; its identity goes nowhere.
+    """
+    certs, _ = pki
+    data_dir = tmp_path / "data"
+    landing = data_dir / "landing"
+    key = hub_key_file(tmp_path)
+    for date, bd_cents in ((D0, 100), (D, 60_000)):  # on D0 BD does not qualify: no signals
+        write_claims_delivery(
+            landing,
+            date,
+            "BD",
+            [
+                claim("A", bd_cents),
+                claim("B", bd_cents, gemeente_code="GM0599"),
+                claim("C", bd_cents),
+                claim("E", bd_cents),
+            ],
+        )
+        write_claims_delivery(
+            landing,
+            date,
+            "CJIB",
+            [
+                claim("A", 10_000),
+                claim("B", 10_000, gemeente_code="GM0599"),
+                claim("C", 10_000),
+                claim("E", 10_000),
+                claim("F", 10_000),
+            ],
+        )
+        deliver_empty_extracts(landing, date)
+    write_identities_delivery(
+        landing, D0, "CJIB", [identity("B", "GM0599", bsn="000000012")], certs / "gemeenten"
+    )
+    write_identities_delivery(
+        landing,
+        D,
+        "CJIB",
+        [identity("A"), identity("B", "GM0599"), identity("C", "GM0599"), identity("F")],
+        certs / "gemeenten",
+    )
+    write_identities_delivery(landing, D, "BD", [identity("A")], certs / "gemeenten")
+    assert run_night(D0, data_dir=data_dir, hub_key_path=key, certs=certs).signals.signals == 0
+    run_night(D, data_dir=data_dir, hub_key_path=key, certs=certs)
+    return data_dir, key
+
+
+def signal_rows(data_dir: Path, gemeente: str) -> list[dict]:
+    path = data_dir / "outbox" / D.isoformat() / gemeente / "signals.csv"
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle, delimiter=";"))
+
+
+def person_of(data_dir: Path, key: Path, row: dict) -> str:
+    """The hand-worked name of a signal's person (through the published signals table)."""
+    secret = load_key_file(key, "hub").secret
+    names = {hub_person_id(secret, pseudonym_of(n)): n for n in BSN}
+    with duckdb.connect(str(data_dir / "warehouse" / "analytics.duckdb"), read_only=True) as con:
+        (person,) = con.execute(
+            "select person_id from signals where signal_id = ?", [row["signal_id"]]
+        ).fetchone()
+    return names[person]
+
+
+def open_row(folder: Path, gemeente: str, row: dict, pki) -> str:
+    """What the gemeente reads: its key file opened with its own key, then the value."""
+    _, gemeente_keys = pki
+    partner, _, extract_date = row["identity_key"].partition("-")
+    key = unwrap_key(
+        (folder / "identity-keys" / f"{row['identity_key']}.p7m").read_bytes(),
+        load_certificate(gemeente_keys / f"{gemeente}.crt"),
+        load_private_key(gemeente_keys / f"{gemeente}.key"),
+    )
+    return open_identity(
+        key, row["identity_sealed"], associated_data(partner, extract_date, gemeente)
+    )
+
+
+def test_each_signal_gets_the_sealed_identity_the_rule_chooses(tmp_path, pki):
+    data_dir, key = night_with_identities(tmp_path, pki)
+    outbox = data_dir / "outbox" / D.isoformat()
+    seen = {}
+    for gemeente in GEMEENTEN:
+        rows = signal_rows(data_dir, gemeente)
+        assert list(rows[0])[-3:] == ["crisis", "identity_key", "identity_sealed"]
+        for row in rows:
+            name = person_of(data_dir, key, row)
+            seen[name] = row["identity_key"]
+            if row["identity_key"]:
+                assert open_row(outbox / gemeente, gemeente, row, pki) == BSN[name]
+            else:
+                assert row["identity_sealed"] == ""
+    assert seen == {"A": "BD-2026-11-22", "B": "CJIB-2026-11-22", "C": "", "E": ""}
+    # exactly the key files the rows refer to, copied unchanged from the partners' deliveries
+    assert sorted(p.name for p in (outbox / "GM0363" / "identity-keys").iterdir()) == [
+        "BD-2026-11-22.p7m"
+    ]
+    assert sorted(p.name for p in (outbox / "GM0599" / "identity-keys").iterdir()) == [
+        "CJIB-2026-11-22.p7m"
+    ]
+    assert (outbox / "GM0599" / "identity-keys" / "CJIB-2026-11-22.p7m").read_bytes() == (
+        data_dir / "landing" / D.isoformat() / "CJIB" / "identity-keys" / "GM0599.p7m"
+    ).read_bytes()
+    delivery = json.loads((outbox / "delivery.json").read_text())
+    assert delivery["identities"] == {"GM0363": [3, 1], "GM0599": [1, 1]}
+
+
+def test_a_value_opens_only_for_its_gemeente_partner_and_date(tmp_path, pki):
+    data_dir, _ = night_with_identities(tmp_path, pki)
+    outbox = data_dir / "outbox" / D.isoformat()
+    _, gemeente_keys = pki
+    (a_row,) = [r for r in signal_rows(data_dir, "GM0363") if r["identity_key"]]
+    (b_row,) = signal_rows(data_dir, "GM0599")
+    # another gemeente's key does not open the key file
+    with pytest.raises(SealError):
+        unwrap_key(
+            (outbox / "GM0363" / "identity-keys" / "BD-2026-11-22.p7m").read_bytes(),
+            load_certificate(gemeente_keys / "GM0599.crt"),
+            load_private_key(gemeente_keys / "GM0599.key"),
+        )
+    # B's value moved into GM0363's file, under GM0363's key file: does not open
+    moved = {**a_row, "identity_sealed": b_row["identity_sealed"]}
+    with pytest.raises(SealError):
+        open_row(outbox / "GM0363", "GM0363", moved, pki)
+    # a value relabelled to another partner's key (same gemeente): does not open
+    bd_key = unwrap_key(
+        (outbox / "GM0363" / "identity-keys" / "BD-2026-11-22.p7m").read_bytes(),
+        load_certificate(gemeente_keys / "GM0363.crt"),
+        load_private_key(gemeente_keys / "GM0363.key"),
+    )
+    with pytest.raises(SealError):
+        open_identity(bd_key, a_row["identity_sealed"], associated_data("CJIB", D, "GM0363"))
+    # one flipped bit: does not open
+    raw = bytearray(a_row["identity_sealed"].encode())
+    raw[20] = ord("A") if raw[20] != ord("A") else ord("B")
+    with pytest.raises(SealError):
+        open_row(outbox / "GM0363", "GM0363", {**a_row, "identity_sealed": raw.decode()}, pki)
+
+
+def test_the_manifest_is_version_2_and_signed_by_the_hub(tmp_path, pki):
+    data_dir, _ = night_with_identities(tmp_path, pki)
+    certs, _ = pki
+    folder = data_dir / "outbox" / D.isoformat() / "GM0363"
+    manifest = json.loads((folder / "signals.manifest.json").read_text())
+    assert manifest["format_version"] == 2
+    assert manifest["sha256"] == hashlib.sha256((folder / "signals.csv").read_bytes()).hexdigest()
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is needed (installed by .ci/run)"
+    checked = tmp_path / "manifest.checked"
+    result = subprocess.run(
+        [
+            openssl,
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            str(folder / "signals.manifest.json.p7s"),
+            "-CAfile",
+            str(certs / "ca.crt"),
+            "-out",
+            str(checked),
+        ],
+        capture_output=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert checked.read_bytes() == (folder / "signals.manifest.json").read_bytes()
+
+
+def all_bytes_under(folder: Path) -> list[tuple[Path, bytes]]:
+    return [(p, p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()]
+
+
+def test_no_bsn_anywhere_at_the_hub_and_no_identities_for_analysts(tmp_path, pki, caplog):
+    for logger in ("pipelines", "privacy"):
+        caplog.set_level("DEBUG", logger=logger)
+    data_dir, _ = night_with_identities(tmp_path, pki)
+    for path, content in all_bytes_under(data_dir):
+        for bsn in [*BSN.values(), "000000012"]:
+            assert bsn.encode() not in content, f"{bsn} found in {path}"
+    for bsn in BSN.values():
+        assert bsn not in caplog.text
+    # sealed values stay out of the analysts' database and the history it reads
+    sealed = [r["identity_sealed"] for g in GEMEENTEN for r in signal_rows(data_dir, g)]
+    sealed = [s for s in sealed if s]
+    for path, content in all_bytes_under(data_dir / "warehouse"):
+        assert not any(s.encode() in content for s in sealed), path
+    with duckdb.connect(str(data_dir / "warehouse" / "analytics.duckdb"), read_only=True) as con:
+        names = [r[0] for r in con.execute("select view_name from duckdb_views()").fetchall()]
+        names += [r[0] for r in con.execute("select table_name from duckdb_tables()").fetchall()]
+    assert not [n for n in names if "identit" in n]
+
+
+def test_bad_identities_are_rejected_and_the_night_goes_on(tmp_path, pki):
+    certs, _ = pki
+    data_dir = tmp_path / "data"
+    landing = data_dir / "landing"
+    key = hub_key_file(tmp_path)
+    write_claims_delivery(landing, D, "BD", [claim("A", 60_000)])
+    write_claims_delivery(landing, D, "CJIB", [claim("A", 10_000)])
+    write_claims_delivery(landing, D, "DUO", [claim("A", 30_000)])
+    deliver_empty_extracts(landing, D)
+    gemeenten = certs / "gemeenten"
+    # BD: a key file changed after the manifest was written
+    bd = write_identities_delivery(landing, D, "BD", [identity("A")], gemeenten)
+    (bd / "identity-keys" / "GM0363.p7m").write_bytes(b"not the key file")
+    # CJIB: a row for a gemeente whose key file is not in the delivery
+    cjib = write_identities_delivery(landing, D, "CJIB", [identity("A")], gemeenten)
+    lines = (cjib / "identities.csv").read_text().splitlines()
+    lines.append(lines[1].replace("GM0363", "GM0599"))
+    rewrite(cjib, lines)
+    # DUO: a value that is not base64 of the right length, and a repeated pair
+    duo = write_identities_delivery(landing, D, "DUO", [identity("A")], gemeenten)
+    lines = (duo / "identities.csv").read_text().splitlines()
+    lines += [lines[1], lines[1].rsplit(";", 1)[0] + ";bm90IGEgc2VhbGVkIHZhbHVl"]
+    rewrite(duo, lines)
+    summary = run_night(D, data_dir=data_dir, hub_key_path=key, certs=certs)
+    rejected = {o["partner"]: o for o in summary.rejected}
+    assert sorted(rejected) == ["BD", "CJIB", "DUO"]
+    assert {o["dataset"] for o in rejected.values()} == {"identities"}
+    reasons = {}
+    for partner in rejected:
+        (folder,) = (data_dir / "quarantine" / D.isoformat() / partner).iterdir()
+        reasons[partner] = json.loads((folder / "reason.json").read_text())
+        # quarantined whole, key files with them; nothing left in the landing zone
+        assert (folder / "identity-keys" / "GM0363.p7m").is_file()
+        assert not (landing / D.isoformat() / partner / "identity-keys").exists()
+    assert reasons["BD"]["rule"] == "identity_key_mismatch"
+    assert [v["rule"] for v in reasons["CJIB"]["violations"]] == [
+        "gemeente_code.gemeente_has_key_file"
+    ]
+    assert {v["rule"] for v in reasons["DUO"]["violations"]} == {
+        "identity_sealed.pattern",
+        "person_pseudonym.person_gemeente_unique",
+    }
+    assert summary.exit_code == 3  # published, with rejections listed
+    (row,) = signal_rows(data_dir, "GM0363")
+    assert row["identity_key"] == "" and row["partners"] == "BD|CJIB|DUO"
+
+
+def rewrite(folder: Path, lines: list[str]) -> None:
+    """Rewrite an identities file and its manifest's sha256 and row count (an honest manifest
+    of a dishonest file: the contract, not the checksum, must catch it)."""
+    data = folder / "identities.csv"
+    data.write_text("\n".join(lines) + "\n")
+    manifest = json.loads((folder / "identities.manifest.json").read_text())
+    manifest["sha256"] = hashlib.sha256(data.read_bytes()).hexdigest()
+    manifest["row_count"] = len(lines) - 1
+    (folder / "identities.manifest.json").write_text(json.dumps(manifest))
