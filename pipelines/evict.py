@@ -6,7 +6,8 @@ What goes, per run date, once the date's history is published (`pipelines.histor
 - `linked/<date>/` the per-person tables (persons, claims, plan tables: kept change-only in
   `warehouse/history/`) and `income.parquet` (an input of the plans stage);
 - `staging/<date>/<PARTNER>/<dataset>.parquet` (the parsed copy of a delivery; its receipt stays,
-  and so does the delivery itself in the landing zone);
+  and so does the delivery itself in the landing zone) and an identities delivery's copied
+  `identity-keys/` (staged again with it);
 - `outbox/<date>/partners/` (each partner's share of the night's plans, fetched long since).
 
 What stays: run records, the small per-date tables, the ledger, signal files, reports, the
@@ -39,6 +40,7 @@ from pipelines.records import (
     receipt_path,
     write_record,
 )
+from privacy.sealing import KEYS_FOLDER
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ def evict(layout: Layout) -> list[dt.date]:
 def _present(layout: Layout, date: dt.date) -> list[Path]:
     linked = [layout.linked_date(date) / f"{t}.parquet" for t in LINKED_EVICTED]
     staged = sorted(layout.staging_date(date).glob("*/*.parquet"))
+    staged += sorted(layout.staging_date(date).glob(f"*/{KEYS_FOLDER}"))  # identities' key files
     exports = layout.partner_exports(date)
     return [p for p in linked if p.is_file()] + staged + ([exports] if exports.exists() else [])
 

@@ -1,10 +1,10 @@
 """CMS (S/MIME) delivery of signal files: signed by the hub, encrypted to one gemeente.
 
 The message is `EnvelopedData(SignedData(file))` in DER, as `cryptography`'s pkcs7 builders make
-it (hub certificate, SHA-256, binary content). A gemeente opens it with stock OpenSSL:
-
-    openssl cms -decrypt -binary -inform DER -in signals.csv.p7m -inkey gm.key -recip gm.crt \\
-      | openssl cms -verify -binary -inform DER -CAfile ca.crt -out signals.csv
+it (hub certificate, SHA-256, binary content); the manifest beside it is signed too
+(`signals.manifest.json.p7s`, SignedData with the content attached). A gemeente opens both with
+stock OpenSSL in separate, checked steps (`docs/open-signals-openssl.sh`; never as a pipe, whose
+first step can fail while the second still writes a file).
 
 `cryptography` can decrypt but has no CMS signature verification, so `open_signed_file` decrypts in
 Python and verifies with the `openssl` command. `create_demo_certificates` makes a throw-away CA,

@@ -29,7 +29,7 @@ from tests.helpers import (
 D = dt.date(2026, 11, 22)
 HEADER = (
     "signal_id;signal_date;person_ref;reasons;partners;arrears_cents;outstanding_cents;"
-    "arrears_since;plan_outcome;plan_monthly_cents;crisis"
+    "arrears_since;plan_outcome;plan_monthly_cents;crisis;identity_key;identity_sealed"
 )
 
 
@@ -134,11 +134,12 @@ def test_the_signal_file_and_its_manifest(hub):
         HEADER,
         f"{signal_id(secret, person, D)};2026-11-22;"
         f"{person_ref(secret, 'GM0363', person)};MULTI_ARREARS;BD|CJIB;70000;70000;"
-        f"{days_before(D, 40)};standard;5834;false",
+        f"{days_before(D, 40)};standard;5834;false;;",  # no partner sealed A's identity
     ]
     manifest = json.loads((folder / "signals.manifest.json").read_text())
     assert manifest["gemeente_code"] == "GM0363" and manifest["row_count"] == 1
     assert manifest["rules_version"] == "1" and manifest["run_date"] == "2026-11-22"
+    assert manifest["format_version"] == 2
     import hashlib
 
     assert manifest["sha256"] == hashlib.sha256(raw).hexdigest()
@@ -236,34 +237,21 @@ def test_delivery_waits_for_a_missing_certificate(delivered):
 
 
 def test_openssl_decrypts_and_verifies_the_exact_csv(delivered, tmp_path):
+    """The README's stock-openssl recipe (docs/open-signals-openssl.sh: signed manifest, decrypt,
+    verify, sha256, each step checked) opens the hub's real file; open-signals gives the same
+    rows with `bsn` in place of the two identity columns."""
     data_dir, _, keys = delivered
-    openssl = shutil.which("openssl")
-    assert openssl, "openssl is required for this test (.ci/run installs it)"
+    assert shutil.which("openssl"), "openssl is required for this test (.ci/run installs it)"
     message = data_dir / "outbox" / D.isoformat() / "GM0363" / "signals.csv.p7m"
-    decrypted = subprocess.run(
-        [
-            openssl,
-            "cms",
-            "-decrypt",
-            "-binary",
-            "-inform",
-            "DER",
-            "-in",
-            str(message),
-            "-inkey",
-            str(keys / "GM0363.key"),
-            "-recip",
-            str(keys / "GM0363.crt"),
-        ],
+    recipe = Path(__file__).resolve().parents[1] / "docs" / "open-signals-openssl.sh"
+    subprocess.run(
+        ["bash", str(recipe), str(message.parent)]
+        + [str(keys / name) for name in ("GM0363.key", "GM0363.crt", "ca.crt")]
+        + [str(tmp_path / "stock")],
         capture_output=True,
         check=True,
-    ).stdout
-    verified = subprocess.run(
-        [openssl, "cms", "-verify", "-binary", "-inform", "DER", "-CAfile", str(keys / "ca.crt")],
-        input=decrypted,
-        capture_output=True,
-        check=True,
-    ).stdout
+    )
+    verified = (tmp_path / "stock" / "signals.csv").read_bytes()
     assert verified == (message.with_name("signals.csv")).read_bytes()
     opened = open_signal_file(
         message,
@@ -272,7 +260,9 @@ def test_openssl_decrypts_and_verifies_the_exact_csv(delivered, tmp_path):
         ca=keys / "ca.crt",
         out=tmp_path / "opened.csv",
     )
-    assert opened.rows == 1 and opened.path.read_bytes() == verified
+    header, *rows = verified.decode("utf-8").splitlines()
+    expected = [header.rsplit(";", 2)[0] + ";bsn"] + [r.rsplit(";", 2)[0] + ";" for r in rows]
+    assert opened.rows == 1 and opened.path.read_text("utf-8").splitlines() == expected
 
 
 def test_another_gemeente_cannot_open_it(delivered, tmp_path):
@@ -315,6 +305,7 @@ def test_a_gemeente_opens_its_file_where_it_saved_it_even_renamed(delivered, tmp
     inbox.mkdir()
     shutil.copy(outbox / "signals.csv.p7m", inbox / f"GM0363-{D}.p7m")
     shutil.copy(outbox / "signals.manifest.json", inbox / "signals.manifest.json")
+    shutil.copy(outbox / "signals.manifest.json.p7s", inbox / "signals.manifest.json.p7s")
     opened = open_signal_file(
         inbox / f"GM0363-{D}.p7m",
         key=keys / "GM0363.key",
@@ -322,4 +313,4 @@ def test_a_gemeente_opens_its_file_where_it_saved_it_even_renamed(delivered, tmp
         ca=keys / "ca.crt",
     )
     assert opened.path == inbox / f"signals-GM0363-{D}.csv"
-    assert opened.path.read_bytes() == (outbox / "signals.csv").read_bytes()
+    assert opened.rows == 1 and opened.with_identity == 0  # no partner sealed identities here
