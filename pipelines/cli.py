@@ -185,11 +185,26 @@ def pseudonymise(
     date: DateOption,
     raw: Annotated[Path, typer.Option("--in", help="Raw extract: claims or income, csv/parquet.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Delivery folder for data + manifest.")],
+    gemeente_certs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of the gemeenten's certificates <GMxxxx>.crt (public): with a claims "
+            "extract, also write the sealed identities (identities.*, identity-keys/)."
+        ),
+    ] = None,
     quiet: QuietOption = False,
 ) -> None:
-    """Partner side: hash the BSNs of one raw extract and write data + manifest."""
+    """Partner side: hash the BSNs of one raw extract and write data + manifest (and, given
+    gemeente certificates, each person's BSN sealed for the gemeente of the claim)."""
     linkage_key = load_key_file(key, "linkage")
-    result = pseudonymise_extract(raw, out_dir, key=linkage_key, partner=partner, extract_date=date)
+    result = pseudonymise_extract(
+        raw,
+        out_dir,
+        key=linkage_key,
+        partner=partner,
+        extract_date=date,
+        gemeente_certs=gemeente_certs,
+    )
     if not quiet:
         out.print(f"{partner} {result.dataset}: {result.rows_written:,} rows -> {result.data_path}")
         if result.rows_rejected:
@@ -197,6 +212,12 @@ def pseudonymise(
             out.print(
                 f"  {result.rows_rejected:,} rows with an invalid BSN ({reasons}) "
                 f"-> {result.reject_path}"
+            )
+        if result.identities is not None:
+            sealed = result.identities
+            out.print(
+                f"{partner} identities: {sealed.rows:,} sealed for {sealed.gemeenten:,} "
+                f"gemeenten -> {sealed.data_path}"
             )
 
 
@@ -394,6 +415,13 @@ def _print_signals(summary: RunSummary) -> None:
         ),
         soft_wrap=True,
     )
+    counts = list(delivery.identities.values())
+    if counts:
+        total, sealed = sum(n for n, _ in counts), sum(m for _, m in counts)
+        out.print(
+            f"{sealed:,} of {total:,} signals carry a sealed identity (the gemeente can find "
+            f"the person); {total - sealed:,} without (no partner sealed one for that gemeente)"
+        )
 
 
 def _run_with_progress(
@@ -562,13 +590,19 @@ def open_signals(
     ca: Annotated[Path, typer.Option(help="The CA certificate that issued the hub's.")],
     out_path: Annotated[Path | None, typer.Option("--out", help="Where to write the CSV.")] = None,
 ) -> None:
-    """Gemeente side: decrypt, verify the hub's signature, check the manifest, write the CSV."""
+    """Gemeente side: verify the hub's signed manifest, decrypt and verify the signals, open the
+    sealed identities, write the CSV with a `bsn` column (mode 0600). Any refusal: one line,
+    exit 1, nothing written."""
     from pipelines.gemeente import open_signal_file
 
     opened = open_signal_file(message, key=key, cert=cert, ca=ca, out=out_path)
     out.print(
         f"verified: signed by the hub, {opened.rows:,} signals for {opened.gemeente} on "
-        f"{opened.run_date}, sha256 matches the manifest -> {opened.path}"
+        f"{opened.run_date} ({opened.with_identity:,} with a BSN), manifest signed and "
+        f"sha256 matches -> {opened.path}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
     )
 
 
@@ -638,6 +672,37 @@ def demo(
     _print_demo_next_steps(night, settings)
 
 
+def _show_gemeente_opening(night: RunSummary, code: str, keys: Path, folder: Path) -> None:
+    """The demo's last step: one gemeente opens its file (its own key; the hub could not) and
+    finds the persons it is told about by BSN. Synthetic BSNs only: this is the gemeente's
+    side, on the demo's machine."""
+    import polars as pl
+
+    from pipelines.gemeente import open_signal_file
+
+    opened = open_signal_file(
+        night.signals.outbox / code / "signals.csv.p7m",
+        key=keys / f"{code}.key",
+        cert=keys / f"{code}.crt",
+        ca=keys / "ca.crt",
+        out=folder / f"signals-{night.run_date}.csv",
+    )
+    rows = pl.read_csv(opened.path, separator=";", infer_schema=False, n_rows=3)
+    table = Table(
+        "signal_id",
+        "reasons",
+        "arrears (EUR)",
+        "bsn",
+        title=f"{code} opened its signal file: {opened.rows:,} signals, "
+        f"{opened.with_identity:,} with a BSN (first 3)",
+    )
+    for row in rows.iter_rows(named=True):
+        euros = f"{int(row['arrears_cents']) / 100:,.2f}"
+        table.add_row(row["signal_id"], row["reasons"], euros, row["bsn"] or "-")
+    out.print(table)
+    out.print(f"  -> {opened.path} (mode 0600)", soft_wrap=True, highlight=False)
+
+
 def _print_demo_next_steps(night: RunSummary, settings: Settings) -> None:
     """How to open a gemeente's file, and how to run the next night on the demo's hub."""
     delivered = night.delivery.delivered
@@ -645,8 +710,9 @@ def _print_demo_next_steps(night: RunSummary, settings: Settings) -> None:
     if delivered:
         code = "GM0363" if "GM0363" in delivered else delivered[0]
         keys = settings.layout.gemeente_keys
+        _show_gemeente_opening(night, code, keys, gemeente_side / code)
         out.print(
-            f"open {code}'s signals as that gemeente would:\n  cri-overlap open-signals "
+            f"open {code}'s signals yourself, as that gemeente would:\n  cri-overlap open-signals "
             f"{night.signals.outbox / code / 'signals.csv.p7m'} --key {keys / code}.key "
             f"--cert {keys / code}.crt --ca {keys / 'ca.crt'} "
             f"--out {gemeente_side / code / f'signals-{night.run_date}.csv'}",

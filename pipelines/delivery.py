@@ -64,6 +64,7 @@ class DeliveryReport:
     reason: str | None = None
     signals_delivered: bool = False
     note: str | None = None
+    identities: dict[str, list[int]] = field(default_factory=dict)  # GM: [signals, sealed]
 
 
 def decide(data_dir: Path, run_date: dt.date, selection: Selection) -> DeliveryDecision:
@@ -139,7 +140,9 @@ def deliver_night(
         sum(n for _, n in with_identity.values()),
         sum(n for n, _ in with_identity.values()),
     )
-    return DeliveryReport(delivered, waiting, reason, decision.signals, decision.note)
+    return DeliveryReport(
+        delivered, waiting, reason, decision.signals, decision.note, with_identity
+    )
 
 
 def identity_counts(rows: pl.DataFrame) -> dict[str, list[int]]:

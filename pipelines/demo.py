@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines.layout import Layout
-from pipelines.pseudonymise import PseudonymiseResult, pseudonymise_extract
+from pipelines.pseudonymise import IDENTITIES_SOURCE, PseudonymiseResult, pseudonymise_extract
 from pipelines.reference import gemeenten
 from pipelines.run import RunSummary, run_night
 from pipelines.settings import Settings
@@ -72,10 +72,17 @@ def deliver_demo_night(
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[Path, list[PseudonymiseResult]]:
     """The partners' side of a demo night: synthesise raw extracts and pseudonymise each into
-    `<data_dir>/landing/<date>/<PARTNER>/`. Returns the landing folder and the deliveries."""
+    `<data_dir>/landing/<date>/<PARTNER>/`, each claims extract with its sealed identities (so
+    the demo's gemeenten can find the people signalled to them). Returns the landing folder and
+    the deliveries.
+
+    The partners seal to the gemeenten's public certificates, which the demo keeps on the hub
+    side (`<certs>/gemeenten/`); they are issued here when missing (once: `cri-overlap demo`
+    issues them before, with a progress bar)."""
     data_dir = Path(data_dir)
     linkage_key = demo_key(data_dir, "linkage")
     demo_key(data_dir, "hub")
+    gemeente_certs = ensure_demo_certificates(data_dir) / "gemeenten"
     raw_dir = Layout(data_dir).partner_side / extract_date.isoformat()
     landing = Layout(data_dir).landing_date(extract_date)
     raw = synth(
@@ -83,9 +90,14 @@ def deliver_demo_night(
     )
     deliveries = [
         pseudonymise_extract(
-            path, landing / partner, key=linkage_key, partner=partner, extract_date=extract_date
+            path,
+            landing / partner,
+            key=linkage_key,
+            partner=partner,
+            extract_date=extract_date,
+            gemeente_certs=gemeente_certs if dataset == IDENTITIES_SOURCE else None,
         )
-        for (partner, _dataset), (path, _rows) in raw.files.items()
+        for (partner, dataset), (path, _rows) in raw.files.items()
     ]
     return landing, deliveries
 

@@ -654,7 +654,8 @@ def _stage(database: Path, manifest: dict[str, Any], data_path: Path, target: Pa
     # file next to it, whenever a run is killed.
     receipt_path(target).unlink(missing_ok=True)
     replace_atomically(temporary, target)
-    _stage_key_files(manifest, data_path.parent, target.parent)
+    if manifest["contract"] == IDENTITIES:
+        _stage_key_files(manifest, data_path.parent, target.parent)
 
 
 def _stage_key_files(manifest: dict[str, Any], landing_folder: Path, staged_folder: Path) -> None:
@@ -662,8 +663,6 @@ def _stage_key_files(manifest: dict[str, Any], landing_folder: Path, staged_fold
     any earlier copy whole; the outbox copies them from here for the gemeenten signalled."""
     keys = identity_keys(manifest)
     target = staged_folder / KEYS_FOLDER
-    if not keys and not target.exists():
-        return
     work = staged_folder / f".{KEYS_FOLDER}.{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)

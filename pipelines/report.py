@@ -25,7 +25,13 @@ import jinja2
 from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.layout import Layout
 from pipelines.policy import load_policy
-from pipelines.records import REASON, RECEIPT_SUFFIX, VALIDATION_RESULT, read_json
+from pipelines.records import (
+    DELIVERY_RECORD,
+    REASON,
+    RECEIPT_SUFFIX,
+    VALIDATION_RESULT,
+    read_json,
+)
 from pipelines.reference import gemeenten
 from pipelines.sql import attach_read_only, connect, parquet_view, query
 
@@ -120,6 +126,15 @@ def _night(run: tuple | None) -> dict[str, Any] | None:
     return {"delivered": delivered, "note": note, "rows": rows}
 
 
+def _identities(layout: Layout, run_date: dt.date) -> list[int] | None:
+    """[signals, with a sealed identity] over the gemeenten of the night's delivery record."""
+    record = layout.outbox_date(run_date) / DELIVERY_RECORD
+    counts = read_json(record).get("identities") if record.is_file() else None
+    if not counts:
+        return None
+    return [sum(n for n, _ in counts.values()), sum(m for _, m in counts.values())]
+
+
 def _held_back(con: Any, layout: Layout, run_date: dt.date) -> list[tuple[str, int]]:
     """(reason, persons) the run did not signal: from the run's own monitoring file, since the
     snapshot keeps the monitoring of delivered nights only. None known without that file."""
@@ -189,6 +204,7 @@ def render_report(
             cooldown_days=int(load_policy()["signals"]["cooldown_days"]),
             stage_seconds=list((stage_seconds or {}).items()),
             contracts=_contract_results(layout, run_date),
+            identities=_identities(layout, run_date),
         )
     )
 

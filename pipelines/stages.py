@@ -308,6 +308,7 @@ def _publish_summary(published: tuple[Any, list[Any], Path]) -> dict[str, Any]:
         "waiting": delivery.waiting,
         "note": delivery.note,
         "rederived": [d.isoformat() for d in rederived],
+        "identities": delivery.identities,  # per gemeente [signals, with a sealed identity]
     }
 
 
@@ -320,8 +321,10 @@ def _publish_lines(published: tuple[Any, list[Any], Path]) -> LogLines:
         (
             logging.INFO,
             f"published {snapshot}; signals delivered to {len(delivery.delivered)} gemeenten, "
-            f"{len(delivery.waiting)} waiting; derived again: "
-            + (", ".join(map(str, rederived)) or "none"),
+            f"{len(delivery.waiting)} waiting; "
+            f"{sum(m for _, m in delivery.identities.values()):,} of "
+            f"{sum(n for n, _ in delivery.identities.values()):,} signals with a sealed "
+            "identity; derived again: " + (", ".join(map(str, rederived)) or "none"),
         ),
     ]
 

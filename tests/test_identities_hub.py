@@ -175,6 +175,8 @@ def test_each_signal_gets_the_sealed_identity_the_rule_chooses(tmp_path, pki):
     ).read_bytes()
     delivery = json.loads((outbox / "delivery.json").read_text())
     assert delivery["identities"] == {"GM0363": [3, 1], "GM0599": [1, 1]}
+    report = (data_dir / "reports" / D.isoformat() / "index.html").read_text()
+    assert "2 of 4 signals\ncarry a sealed identity" in report
 
 
 def test_a_value_opens_only_for_its_gemeente_partner_and_date(tmp_path, pki):
@@ -321,3 +323,98 @@ def rewrite(folder: Path, lines: list[str]) -> None:
     manifest["sha256"] = hashlib.sha256(data.read_bytes()).hexdigest()
     manifest["row_count"] = len(lines) - 1
     (folder / "identities.manifest.json").write_text(json.dumps(manifest))
+
+
+def raw_claims(partner: str, rows: list[tuple[str, str, int]], date: dt.date):
+    """A raw extract (with BSNs) as a partner holds it: (bsn, gemeente, cents) per claim."""
+    import polars as pl
+
+    from tests.helpers import FIRST_CLAIM_TYPE
+
+    return pl.DataFrame(
+        {
+            "bsn": [bsn for bsn, _, _ in rows],
+            "claim_ref": [f"{partner}-{i}" for i in range(len(rows))],
+            "claim_type": [FIRST_CLAIM_TYPE[partner]] * len(rows),
+            "imposed_cents": [c for _, _, c in rows],
+            "outstanding_cents": [c for _, _, c in rows],
+            "arrears_cents": [c for _, _, c in rows],
+            "arrears_since": [date - dt.timedelta(days=200)] * len(rows),
+            "stage": ["final_notice"] * len(rows),
+            "debt_assistance": [False] * len(rows),
+            "gemeente_code": [g for _, g, _ in rows],
+        }
+    )
+
+
+def test_round_trip_partner_tool_to_hub_to_gemeente(tmp_path, pki):
+    """BSNs in, through the partner tool (BD from Parquet, CJIB from CSV, both sealing; DUO
+    without certificates), the hub and `open-signals`: each gemeente reads exactly the BSNs
+    of the persons signalled to it, and a person known only to partners that seal nothing is
+    signalled without one."""
+    import random
+
+    from pipelines.gemeente import open_signal_file
+    from pipelines.pseudonymise import pseudonymise_extract
+    from tests.helpers import linkage_key, make_valid_bsn, write_raw_csv
+
+    certs, gemeente_keys = pki
+    rnd = random.Random(15)
+    bsn = {name: make_valid_bsn(rnd) for name in ("p1", "p2", "p3", "p4", "p5", "p6", "p7")}
+    where = {"p1": "GM0363", "p2": "GM0363", "p3": "GM0599", "p4": "GM0599", "p5": "GM0363"}
+    where |= {"p6": "GM0363", "p7": "GM0363"}
+    bd = [(bsn[p], where[p], 60_000) for p in ("p1", "p2", "p3", "p4")]
+    cjib = [(bsn[p], where[p], 10_000) for p in ("p1", "p2", "p3", "p4", "p6", "p7")]
+    duo = [(bsn["p7"], where["p7"], 30_000), (bsn["p5"], where["p5"], 30_000)]
+    svb = [(bsn["p5"], where["p5"], 10_000)]
+    data_dir = tmp_path / "data"
+    landing = data_dir / "landing" / D.isoformat()
+    key, _ = linkage_key(tmp_path)
+    raw = tmp_path / "partner-side"
+    raw.mkdir()
+    raw_claims("BD", bd, D).write_parquet(raw / "claims.parquet")
+    pseudonymise_extract(
+        raw / "claims.parquet",
+        landing / "BD",
+        key=key,
+        partner="BD",
+        extract_date=D,
+        gemeente_certs=certs / "gemeenten",
+    )
+    for partner, rows, sealing in (("CJIB", cjib, True), ("DUO", duo, False), ("SVB", svb, False)):
+        path = write_raw_csv(raw_claims(partner, rows, D), raw / partner / "claims.csv")
+        pseudonymise_extract(
+            path,
+            landing / partner,
+            key=key,
+            partner=partner,
+            extract_date=D,
+            gemeente_certs=certs / "gemeenten" if sealing else None,
+        )
+    assert (landing / "BD" / "identities.parquet").is_file()
+    assert not (landing / "DUO" / "identities.manifest.json").exists()
+    deliver_empty_extracts(data_dir / "landing", D)
+    summary = run_night(D, data_dir=data_dir, hub_key_path=hub_key_file(tmp_path), certs=certs)
+    assert summary.exit_code == 0, summary.rejected
+    opened = {}
+    for gemeente in GEMEENTEN:
+        message = data_dir / "outbox" / D.isoformat() / gemeente / "signals.csv.p7m"
+        target = tmp_path / "opened" / f"{gemeente}.csv"
+        result = open_signal_file(
+            message,
+            key=gemeente_keys / f"{gemeente}.key",
+            cert=gemeente_keys / f"{gemeente}.crt",
+            ca=gemeente_keys / "ca.crt",
+            out=target,
+        )
+        with target.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.DictReader(handle, delimiter=";"))
+        assert "identity_sealed" not in rows[0] and list(rows[0])[-1] == "bsn"
+        assert result.with_identity == sum(1 for r in rows if r["bsn"])
+        opened[gemeente] = sorted(r["bsn"] for r in rows)
+    # GM0363: p1, p2 (BD + CJIB, both sealed), p7 (CJIB + DUO: CJIB sealed it) and p5 (DUO +
+    # SVB, neither sealed: signalled without a BSN); p6 (CJIB alone) is not signalled
+    assert opened == {
+        "GM0363": sorted(["", bsn["p1"], bsn["p2"], bsn["p7"]]),
+        "GM0599": sorted([bsn["p3"], bsn["p4"]]),
+    }

@@ -482,3 +482,15 @@ def test_the_openssl_recipe_stops_and_writes_no_csv(pki, tmp_path, damage):
     result = recipe(pki, message.parent, out)
     assert result.returncode != 0
     assert listing(out) == []  # no CSV, no keys, no work folder
+
+
+def test_the_readme_quotes_the_tested_recipes_verbatim():
+    """The README shows the stock-openssl recipe and the Python snippet; what it shows must be
+    what these tests run, or a gemeente copies an untested variant."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text("utf-8")
+    script = (root / "docs" / "open-signals-openssl.sh").read_text("utf-8")
+    body = script[script.index("set -euo pipefail") :].strip()
+    assert body in readme
+    snippet = (root / "docs" / "open_identities.py").read_text("utf-8")
+    assert snippet[snippet.index("import base64") :].strip() in readme

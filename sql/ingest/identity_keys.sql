@@ -2,4 +2,4 @@
 -- datasets other than identities), for the identities contract rule gemeente_has_key_file.
 -- Parameters: $gemeenten (list of codes).
 create or replace table delivery_identity_keys as
-select unnest(cast($gemeenten as varchar [])) as gemeente_code;
+select unnest(cast($gemeenten as varchar[])) as gemeente_code;

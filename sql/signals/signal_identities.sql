@@ -6,10 +6,10 @@ select
     signals.signal_id,
     staged_identities.partner as identity_partner,
     staged_identities.extract_date as identity_extract_date,
+    staged_identities.identity_sealed,
     staged_identities.partner
     || '-'
-    || strftime(staged_identities.extract_date, '%Y-%m-%d') as identity_key,
-    staged_identities.identity_sealed
+    || strftime(staged_identities.extract_date, '%Y-%m-%d') as identity_key
 from signals
 inner join person_ids
     on signals.person_id = person_ids.person_id
@@ -18,8 +18,9 @@ inner join staged_identities
         person_ids.person_pseudonym = staged_identities.person_pseudonym
         and signals.gemeente_code = staged_identities.gemeente_code
 qualify
-    row_number() over (
-        partition by signals.signal_id
-        order by staged_identities.partner, staged_identities.extract_date desc
-    )
+    row_number()
+        over (
+            partition by signals.signal_id
+            order by staged_identities.partner asc, staged_identities.extract_date desc
+        )
     = 1
