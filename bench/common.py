@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.layout import Layout
 from pipelines.pseudonymise import pseudonymise_extract
+from pipelines.reference import gemeenten
 from pipelines.synth import GENERATOR_VERSION, synth
+from privacy.cms import create_demo_certificates
 from privacy.keys import load_key_file, new_key, write_key_file
 
 HERE = Path(__file__).resolve().parent
@@ -38,10 +40,20 @@ def machine() -> dict[str, object]:
 
 def national_delivery(persons: int, seed: int = 1, log=print) -> Path:
     """`<data>/landing/<BENCH_DATE>/` for `persons` persons, generated once and reused (cached by
-    persons, seed and generator version). Returns the data dir that holds `landing/`."""
+    persons, seed and generator version). Returns the data dir that holds `landing/`.
+
+    Every partner seals identities (issue 15): demo certificates for every gemeente are issued
+    into `<root>/certs/` (hub side: `hub.crt`, `hub.key`, `gemeenten/`) and
+    `<root>/gemeente-side/keys/`, and each claims extract is pseudonymised with
+    `--gemeente-certs`, so the night ingests, routes and delivers sealed identities."""
     root = DATA / f"national-{persons}-seed{seed}"
     stamp = root / "ready.json"
-    expected = {"persons": persons, "seed": seed, "generator_version": GENERATOR_VERSION}
+    expected = {
+        "persons": persons,
+        "seed": seed,
+        "generator_version": GENERATOR_VERSION,
+        "identities": True,
+    }
     if stamp.exists() and json.loads(stamp.read_text()) == expected:
         return root
     shutil.rmtree(root, ignore_errors=True)
@@ -51,6 +63,8 @@ def national_delivery(persons: int, seed: int = 1, log=print) -> Path:
     key_path = layout.demo_key("linkage")
     write_key_file(new_key("linkage"), key_path)
     key = load_key_file(key_path, "linkage")
+    log(f"issuing demo certificates for {len(gemeenten())} gemeenten")
+    create_demo_certificates(layout.certs, layout.gemeente_keys, [g for g, _, _ in gemeenten()])
     for (partner, _), (path, _) in raw.files.items():
         pseudonymise_extract(
             path,
@@ -58,6 +72,7 @@ def national_delivery(persons: int, seed: int = 1, log=print) -> Path:
             key=key,
             partner=partner,
             extract_date=BENCH_DATE,
+            gemeente_certs=layout.certs / "gemeenten",
         )
     shutil.rmtree(layout.partner_side)  # raw BSNs are not kept
     stamp.write_text(json.dumps(expected))

@@ -2,7 +2,9 @@
 floor (`bench/floor.sql`: only the core computation, by hand, in one DuckDB script).
 
 For each scale: wall time per stage, total, and the peak resident memory of the whole process
-tree (the run plus its ingest worker processes, sampled every 0.1 s with psutil). Results go to
+tree (the run plus its ingest worker processes, sampled every 0.1 s with psutil). Every partner
+delivers sealed identities (issue 15); the same night is first run without them (set aside),
+so the table shows what they add. Results go to
 `bench/results/night-<date>.json` and a Markdown table `bench/results/night-<date>.md`.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -22,6 +26,7 @@ from common import BENCH_DATE, RESULTS, fresh_hub, machine, national_delivery, w
 from pipelines.layout import Layout
 from pipelines.run import run_night
 from privacy.keys import new_key, write_key_file
+from privacy.sealing import KEYS_FOLDER
 
 STAGES = ("ingest", "link", "plans", "signals", "publish", "report")
 
@@ -74,32 +79,73 @@ def floor_seconds(root: Path) -> float:
     return time.perf_counter() - start
 
 
-def one_scale(persons: int, workers: int) -> dict:
-    root = national_delivery(persons)
-    floor = min(floor_seconds(root) for _ in range(2))
+@contextlib.contextmanager
+def identities_set_aside(root: Path):
+    """The landing zone without its identities datasets for the duration (moved aside and back),
+    to measure the same night without sealed identities."""
+    landing = Layout(root).landing_date(BENCH_DATE)
+    aside = root / "identities-aside"
+    shutil.rmtree(aside, ignore_errors=True)
+    moved = []
+    for partner in sorted(p for p in landing.iterdir() if p.is_dir()):
+        for path in [*partner.glob("identities.*"), partner / KEYS_FOLDER]:
+            if path.exists():
+                target = aside / partner.name / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(path, target)
+                moved.append((target, path))
+    try:
+        yield
+    finally:
+        for target, path in moved:
+            os.rename(target, path)
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def timed_night(root: Path, workers: int) -> tuple[float, int, object]:
+    """One night on a fresh hub: (seconds, peak RSS bytes, summary)."""
     fresh_hub(root)
     key_path = Layout(root).demo_key("hub")
     key_path.unlink(missing_ok=True)
     write_key_file(new_key("hub"), key_path)
     start = time.perf_counter()
     with PeakMemory() as memory:
-        summary = run_night(BENCH_DATE, data_dir=root, hub_key_path=key_path, workers=workers)
-    total = time.perf_counter() - start
-    rows = sum(
-        sum(1 for _ in p.open("rb")) - 1
-        for p in Layout(root).landing_date(BENCH_DATE).glob("*/*.csv")
-    )
+        summary = run_night(
+            BENCH_DATE,
+            data_dir=root,
+            hub_key_path=key_path,
+            workers=workers,
+            certs=Layout(root).certs,  # signal files signed and encrypted, as in production
+        )
+    return time.perf_counter() - start, memory.peak, summary
+
+
+def one_scale(persons: int, workers: int) -> dict:
+    root = national_delivery(persons)
+    floor = min(floor_seconds(root) for _ in range(2))
+    # the same night without sealed identities first: what the identities add (issue 15)
+    with identities_set_aside(root):
+        plain_total, _, plain = timed_night(root, workers)
+    total, peak, summary = timed_night(root, workers)
+    landing = Layout(root).landing_date(BENCH_DATE)
+    rows = sum(sum(1 for _ in p.open("rb")) - 1 for p in landing.glob("*/*.csv"))
     return {
         "persons": persons,
         "rows_delivered": rows,
         "total_s": round(total, 1),
         "stages_s": summary.seconds,
-        "peak_rss_mb": round(memory.peak / 2**20),
+        "peak_rss_mb": round(peak / 2**20),
         "floor_s": round(floor, 1),
         "ratio_to_floor": round(total / floor, 1),
         "claims": summary.link.claims,
         "persons_multi": summary.link.persons_multi,
         "signals": summary.signals.signals,
+        "signals_with_identity": sum(m for _, m in summary.delivery.identities.values()),
+        "identities_rows": sum(
+            json.loads(p.read_text())["row_count"]
+            for p in landing.glob("*/identities.manifest.json")
+        ),
+        "without_identities": {"total_s": round(plain_total, 1), "stages_s": plain.seconds},
     }
 
 
@@ -107,7 +153,7 @@ def markdown(results: list[dict], info: dict) -> str:
     header = (
         "| persons | rows | total s | "
         + " | ".join(f"{s} s" for s in STAGES)
-        + " | peak RSS MB | floor s | x floor |"
+        + " | peak RSS MB | floor s | x floor | signals (sealed) | without identities s |"
     )
     lines = [
         f"Machine: {info['cpus']} cores, {info['memory_gb']} GB, Python {info['python']}, "
@@ -121,7 +167,8 @@ def markdown(results: list[dict], info: dict) -> str:
         lines.append(
             f"| {r['persons']:,} | {r['rows_delivered']:,} | {r['total_s']:.1f} | "
             f"{stages} | {r['peak_rss_mb']:,} | {r['floor_s']:.1f} | "
-            f"{r['ratio_to_floor']:.1f} |"
+            f"{r['ratio_to_floor']:.1f} | {r['signals']:,} ({r['signals_with_identity']:,}) | "
+            f"{r['without_identities']['total_s']:.1f} |"
         )
     return "\n".join(lines) + "\n"
 
