@@ -589,13 +589,23 @@ def open_signals(
     cert: Annotated[Path, typer.Option(help="The gemeente's certificate (PEM).")],
     ca: Annotated[Path, typer.Option(help="The CA certificate that issued the hub's.")],
     out_path: Annotated[Path | None, typer.Option("--out", help="Where to write the CSV.")] = None,
+    hub_cert: Annotated[
+        Path | None,
+        typer.Option(help="The hub's signing certificate (default: hub.crt beside --ca)."),
+    ] = None,
+    gemeente: Annotated[
+        str | None,
+        typer.Option(help="Your gemeente code (default: from the certificate's name)."),
+    ] = None,
 ) -> None:
     """Gemeente side: verify the hub's signed manifest, decrypt and verify the signals, open the
     sealed identities, write the CSV with a `bsn` column (mode 0600). Any refusal: one line,
     exit 1, nothing written."""
     from pipelines.gemeente import open_signal_file
 
-    opened = open_signal_file(message, key=key, cert=cert, ca=ca, out=out_path)
+    opened = open_signal_file(
+        message, key=key, cert=cert, ca=ca, out=out_path, hub_cert=hub_cert, gemeente=gemeente
+    )
     out.print(
         f"verified: signed by the hub, {opened.rows:,} signals for {opened.gemeente} on "
         f"{opened.run_date} ({opened.with_identity:,} with a BSN), manifest signed and "

@@ -111,9 +111,7 @@ def deliver_night(
     with_identity: dict[str, list[int]] = {}
     if decision.signals:
         rows = signal_file_rows(folder, hub_key, identity_files(data_dir, run_date))
-        gemeenten = write_signal_files(
-            rows, work, run_date, str(load_policy()["version"]), layout.staging
-        )
+        gemeenten = write_signal_files(rows, work, run_date, str(load_policy()["version"]))
         delivered, waiting, reason = _encrypt(work, gemeenten, certs)
         with_identity = identity_counts(rows)
     delivery = new_delivery(

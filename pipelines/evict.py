@@ -124,7 +124,8 @@ def restore_staged(layout: Layout, staged_files: list[Path]) -> list[Path]:
 
     restored = []
     for staged in staged_files:
-        if staged.is_file():
+        keys_missing = staged.stem == "identities" and not (staged.parent / KEYS_FOLDER).is_dir()
+        if staged.is_file() and not keys_missing:
             continue
         receipt = read_receipt(receipt_path(staged)) or {}
         day = dt.date.fromisoformat(staged.parent.parent.name)

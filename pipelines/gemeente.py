@@ -38,6 +38,7 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from pipelines.dialect import QUOTE, SEPARATOR
 from pipelines.fileio import replace_atomically, temporary_sibling
@@ -55,6 +56,7 @@ from privacy.sealing import (
 )
 
 SIGNATURE_SUFFIX = ".p7s"
+HUB_CERTIFICATE = "hub.crt"  # the default pin, beside the CA certificate
 SIGNALS_FILE = "signals.csv"
 BOM = "\ufeff"
 SIGNAL_COLUMNS = SIGNAL_FILE_COLUMNS  # rules.md "Signal file ..." + "version 2", in this order
@@ -92,16 +94,39 @@ class _Manifest:
 
 
 def open_signal_file(
-    message: Path, *, key: Path, cert: Path, ca: Path, out: Path | None = None
+    message: Path,
+    *,
+    key: Path,
+    cert: Path,
+    ca: Path,
+    out: Path | None = None,
+    hub_cert: Path | None = None,
+    gemeente: str | None = None,
 ) -> OpenedSignals:
     """Check everything, then write the CSV with `bsn` in place of the two identity columns.
 
-    The message is read first, so that a message that cannot be read is reported as such (and
-    the manifest's name is the hub's, found beside the message even when it was renamed)."""
+    The signatures must be the hub's: by `hub_cert` (default `hub.crt` beside the CA file),
+    not merely by some certificate of the CA. The file must be for `gemeente` (default: the
+    code the certificate's file name or subject carries), so a hub-signed file of another
+    gemeente re-encrypted to this one is refused. The message is read first, so that a message
+    that cannot be read is reported as such (and the manifest's name is the hub's, found beside
+    the message even when it was renamed)."""
     message = Path(message)
     sealed_message = message.read_bytes()
-    manifest = _signed_manifest(message.with_name(SIGNALS_MANIFEST), Path(ca))
+    signer = Path(hub_cert) if hub_cert else Path(ca).with_name(HUB_CERTIFICATE)
+    if not signer.is_file():
+        raise SignalFileRefused(
+            f"{signer}: the hub's certificate is needed to check that the hub signed the file; "
+            "pass --hub-cert (it comes with the CA certificate)"
+        )
+    manifest = _signed_manifest(message.with_name(SIGNALS_MANIFEST), Path(ca), signer)
     certificate, private_key = load_certificate(cert), load_private_key(key)
+    own = gemeente or _gemeente_of(Path(cert), certificate)
+    if manifest.gemeente_code != own:
+        raise SignalFileRefused(
+            f"{message}: this file is for {manifest.gemeente_code}, not for {own} (the "
+            "gemeente of the certificate)"
+        )
     try:
         signed = decrypt(sealed_message, certificate, private_key)
     except CmsError:
@@ -110,7 +135,7 @@ def open_signal_file(
             f"{message}: cannot decrypt: not encrypted to this certificate and key, or damaged"
         ) from None
     try:
-        content = verify_with_openssl(signed, Path(ca))
+        content = verify_with_openssl(signed, Path(ca), signer)
     except CmsError as exc:
         raise SignalFileRefused(f"{message}: {exc}") from None
     header, rows = _checked_rows(message, content, manifest)
@@ -129,8 +154,23 @@ def open_signal_file(
     )
 
 
-def _signed_manifest(manifest_path: Path, ca: Path) -> _Manifest:
-    """The manifest, only when its `.p7s` verifies against the CA and signs exactly its bytes."""
+def _gemeente_of(path: Path, certificate: x509.Certificate) -> str:
+    """The gemeente a certificate belongs to: its file name (`GM0363.crt`) or the first word of
+    its common name (`GM0363 signals`, as `certs demo` issues them)."""
+    if _GEMEENTE.fullmatch(path.stem):
+        return path.stem
+    for attribute in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+        first = str(attribute.value).split(" ", 1)[0]
+        if _GEMEENTE.fullmatch(first):
+            return first
+    raise SignalFileRefused(
+        f"{path}: cannot tell which gemeente this certificate is for; pass --gemeente GMxxxx"
+    )
+
+
+def _signed_manifest(manifest_path: Path, ca: Path, signer: Path) -> _Manifest:
+    """The manifest, only when its `.p7s` is the hub's (`signer`, under the CA) and signs
+    exactly its bytes."""
     signature_path = manifest_path.with_name(manifest_path.name + SIGNATURE_SUFFIX)
     if not manifest_path.is_file():
         raise SignalFileRefused(
@@ -143,7 +183,7 @@ def _signed_manifest(manifest_path: Path, ca: Path) -> _Manifest:
         )
     raw = manifest_path.read_bytes()
     try:
-        signed = verify_with_openssl(signature_path.read_bytes(), ca)
+        signed = verify_with_openssl(signature_path.read_bytes(), ca, signer)
     except CmsError as exc:
         raise SignalFileRefused(f"{signature_path}: {exc}") from None
     if signed != raw:

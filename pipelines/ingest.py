@@ -643,11 +643,20 @@ def _validate(
     return run_rules(database, rules, contract=contract, suite_name=label)
 
 
-def _stage(database: Path, manifest: dict[str, Any], data_path: Path, target: Path) -> None:
-    """The typed rows plus partner and extract date as Parquet, replacing the staged file."""
+def _stage(
+    database: Path, manifest: dict[str, Any], data_path: Path, target: Path, sealed_on: str | None
+) -> None:
+    """The typed rows plus partner and extract date as Parquet, replacing the staged file.
+
+    Identities carry the date they were sealed on (`sealed_on`: the first date these same bytes
+    were delivered, when a quiet partner delivers them again), since that date is part of what
+    opens them (`privacy.sealing.associated_data`) and of the key name a gemeente receives."""
     temporary = temporary_sibling(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    parameters = {"partner": manifest["partner"], "extract_date": manifest["extract_date"]}
+    parameters = {
+        "partner": manifest["partner"],
+        "extract_date": sealed_on or manifest["extract_date"],
+    }
     with _connect(database, read_only=True) as con:
         copy_to(con, "ingest/staged", temporary, parameters)  # plain Parquet, as always
     # The receipt goes first and comes back last: a receipt always describes the Parquet
@@ -660,21 +669,27 @@ def _stage(database: Path, manifest: dict[str, Any], data_path: Path, target: Pa
 
 def _stage_key_files(manifest: dict[str, Any], landing_folder: Path, staged_folder: Path) -> None:
     """Copy an identities delivery's key files (unchanged) beside its staged Parquet, replacing
-    any earlier copy whole; the outbox copies them from here for the gemeenten signalled."""
+    any earlier copy whole; the outbox copies them from here for the gemeenten signalled. Each
+    copy is checked against the manifest again (the file could change after it was checked)
+    and flushed before the receipt, the commit point, is written."""
+    from pipelines.recovery import fresh_folder, swap_in
+
     keys = identity_keys(manifest)
-    target = staged_folder / KEYS_FOLDER
-    work = staged_folder / f".{KEYS_FOLDER}.{os.getpid()}"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    work = fresh_folder(temporary_sibling(staged_folder / KEYS_FOLDER))
     for code in sorted(keys):
-        shutil.copyfile(
-            landing_folder / KEYS_FOLDER / f"{code}{KEY_SUFFIX}", work / f"{code}{KEY_SUFFIX}"
-        )
-    old = staged_folder / f".{KEYS_FOLDER}.old.{os.getpid()}"
-    if target.exists():
-        os.rename(target, old)
-    os.rename(work, target)
-    shutil.rmtree(old, ignore_errors=True)
+        copy = work / f"{code}{KEY_SUFFIX}"
+        shutil.copyfile(landing_folder / KEYS_FOLDER / copy.name, copy)
+        if sha256_file(copy) != keys[code]:
+            raise _Rejected(
+                Violation(
+                    "identity_key_mismatch",
+                    f"{KEYS_FOLDER}/{copy.name} changed while it was staged (is the partner "
+                    "still writing?)",
+                )
+            )
+        with copy.open("rb") as handle:
+            os.fsync(handle.fileno())
+    swap_in(work, staged_folder / KEYS_FOLDER)
 
 
 # ---------------------------------------------------------------- one dataset
@@ -739,6 +754,7 @@ def _accept(
         and existing.get("sha256") == digest
         and existing.get("identity_keys", {}) == identity_keys(manifest)
         and staged.is_file()
+        and (contract.name != IDENTITIES or (staged.parent / KEYS_FOLDER).is_dir())
     ):
         return IngestOutcome(
             partner,
@@ -752,7 +768,13 @@ def _accept(
         )
     since = _unchanged_since(layout, partner, dataset, digest, run_date)
     rows, report = _check_content(
-        delivery, contract, manifest, data_path, work_dir=layout.staging / WORK, stage_to=staged
+        delivery,
+        contract,
+        manifest,
+        data_path,
+        work_dir=layout.staging / WORK,
+        stage_to=staged,
+        sealed_on=since if contract.name == IDENTITIES else None,
     )
     write_record(layout.validation_date(run_date) / f"{partner}-{dataset}.json", report.gx_result)
     write_record(
@@ -915,6 +937,7 @@ def _check_content(
     *,
     work_dir: Path,
     stage_to: Path | None,
+    sealed_on: str | None = None,
 ) -> tuple[int, ContractReport]:
     """Parse, count and validate; stage the typed data when `stage_to` is given.
 
@@ -945,7 +968,7 @@ def _check_content(
                 report=report,
             )
         if stage_to is not None:
-            _stage(database, manifest, data_path, stage_to)
+            _stage(database, manifest, data_path, stage_to, sealed_on)
         return rows, report
     except (duckdb.Error, SqlError) as exc:
         cause = exc.__cause__ if isinstance(exc, SqlError) and exc.__cause__ else exc

@@ -199,7 +199,7 @@ def signal_file_rows(
         load_linked_tables(con, folder, ("signals",))
         create_person_refs(con, sql_text("signals/signal_recipients"), hub_key.secret)
         if identities:
-            parquet_view(con, "staged_identities", identities)
+            parquet_view(con, "staged_identities", identities, filename=True)
             create_person_ids(con, sql_text("signals/identity_pseudonyms"), hub_key.secret)
             create_table(con, "signals/signal_identities")
         else:
@@ -208,10 +208,10 @@ def signal_file_rows(
 
 
 def write_signal_files(
-    rows: pl.DataFrame, outbox: Path, run_date: dt.date, rules_version: str, staging: Path
+    rows: pl.DataFrame, outbox: Path, run_date: dt.date, rules_version: str
 ) -> list[str]:
     """One signals.csv + manifest per gemeente with signals, into the night's outbox folder
-    being built, with the key files its sealed identities refer to (from `staging`);
+    being built, with the key files its sealed identities refer to (from staging);
     gemeenten without signals get no folder."""
     outbox.mkdir(parents=True, exist_ok=True)
     gemeenten = sorted(rows["gemeente_code"].unique().to_list()) if rows.height else []
@@ -242,23 +242,22 @@ def write_signal_files(
                 "format_version": FORMAT_VERSION,
             },
         )
-        _copy_key_files(frame, code, outbox / code / KEYS_FOLDER, staging)
+        _copy_key_files(frame, code, outbox / code / KEYS_FOLDER)
     return gemeenten
 
 
-def _copy_key_files(frame: pl.DataFrame, gemeente: str, target: Path, staging: Path) -> None:
+def _copy_key_files(frame: pl.DataFrame, gemeente: str, target: Path) -> None:
     """The partners' key files the gemeente's sealed identities refer to, copied unchanged from
-    staging to `identity-keys/<PARTNER>-<extract_date>.p7m`."""
+    beside the staged identities file each value came from, as
+    `identity-keys/<PARTNER>-<extract_date>.p7m`."""
     used = (
         frame.filter(pl.col("identity_key").is_not_null())
-        .select("identity_key", "identity_partner", "identity_extract_date")
+        .select("identity_key", "identity_file")
         .unique()
-        .sort("identity_key")
+        .sort("identity_key", "identity_file")
     )
-    for name, partner, extract_date in used.iter_rows():
-        source = (
-            staging / extract_date.isoformat() / partner / KEYS_FOLDER / f"{gemeente}{KEY_SUFFIX}"
-        )
+    for name, staged_file in used.iter_rows():
+        source = Path(staged_file).parent / KEYS_FOLDER / f"{gemeente}{KEY_SUFFIX}"
         if not source.is_file():
             raise SignalError(
                 f"{source}: the key file of accepted identities is missing from staging; "

@@ -132,12 +132,17 @@ def relation(con: Any, name: str, parameters: dict[str, Any] | None = None) -> A
         raise _fail(name, exc) from exc
 
 
-def parquet_view(con: Any, view: str, files: list, *, union_by_name: bool = False) -> str:
+def parquet_view(
+    con: Any, view: str, files: list, *, union_by_name: bool = False, filename: bool = False
+) -> str:
     """A view `view` over Parquet files. DuckDB refuses bound parameters in a view and a path
     is never pasted into SQL text, so the relation API builds it; the files are read when the
-    view is (a view, not a table: nothing is held twice in memory). Returns the view's name."""
+    view is (a view, not a table: nothing is held twice in memory); `filename` adds each row's
+    file as column `filename`. Returns the view's name."""
     try:
-        con.read_parquet([str(f) for f in files], union_by_name=union_by_name).create_view(view)
+        con.read_parquet(
+            [str(f) for f in files], union_by_name=union_by_name, filename=filename
+        ).create_view(view)
     except duckdb.Error as exc:
         resource = describe_fault(exc)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

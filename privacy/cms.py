@@ -119,8 +119,8 @@ def create_demo_certificates(
     """A demo CA, the hub's signing certificate and one encryption certificate per gemeente.
 
     Hub side (`hub_dir`): ca.crt, ca.key, hub.crt, hub.key, gemeenten/<GM>.crt.
-    Gemeente side (`gemeente_dir`): <GM>.key and <GM>.crt, plus ca.crt to verify the hub; in
-    real life each gemeente keeps its own key and the hub never sees it.
+    Gemeente side (`gemeente_dir`): <GM>.key and <GM>.crt, plus ca.crt and hub.crt to verify
+    that the hub signed; in real life each gemeente keeps its own key and the hub never sees it.
     """
     hub_dir, gemeente_dir = Path(hub_dir), Path(gemeente_dir)
     ca_key = _new_key()
@@ -130,9 +130,9 @@ def create_demo_certificates(
     _write_cert(ca, gemeente_dir / "ca.crt")
     hub_key = _new_key()
     _write_key(hub_key, hub_dir / "hub.key")
-    _write_cert(
-        _issue("cri-overlap hub", hub_key, ca, ca_key, ca=False, sign=True), hub_dir / "hub.crt"
-    )
+    hub_cert = _issue("cri-overlap hub", hub_key, ca, ca_key, ca=False, sign=True)
+    _write_cert(hub_cert, hub_dir / "hub.crt")
+    _write_cert(hub_cert, gemeente_dir / "hub.crt")  # a gemeente pins the hub's signatures
     for done, code in enumerate(gemeenten, start=1):
         key = _new_key()
         cert = _issue(f"{code} signals", key, ca, ca_key, ca=False, sign=False)
@@ -198,8 +198,12 @@ def decrypt(message: bytes, cert: x509.Certificate, key: rsa.RSAPrivateKey) -> b
         ) from None
 
 
-def verify_with_openssl(signed_der: bytes, ca_file: Path) -> bytes:
-    """Verify the signature against the CA with `openssl cms -verify`; return the content."""
+def verify_with_openssl(signed_der: bytes, ca_file: Path, signer: Path | None = None) -> bytes:
+    """Verify the signature against the CA with `openssl cms -verify`; return the content.
+
+    With `signer` (a certificate file, e.g. the hub's) the signature must be made by exactly
+    that certificate (`-certfile signer -nointern`): any other certificate the same CA issued,
+    say a gemeente's, cannot pass off a file as the hub's."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise CmsError("the openssl command is needed to verify the signature; install openssl")
@@ -221,6 +225,7 @@ def verify_with_openssl(signed_der: bytes, ca_file: Path) -> bytes:
                 str(ca_file),
                 "-out",
                 str(content_path),
+                *(["-certfile", str(signer), "-nointern"] if signer else []),
             ],
             capture_output=True,
             text=True,

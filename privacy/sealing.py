@@ -87,6 +87,7 @@ def seal_identities(key: bytes, bsns: Iterable[str], aad: bytes) -> list[str]:
     the encryption). Random 96-bit nonces are safe far beyond the values one gemeente's key
     seals in one delivery (NIST SP 800-38D: up to 2**32 per key)."""
     values = list(bsns)
+    _check_key(key)
     aead = AESGCM(key)
     nonces = os.urandom(NONCE_BYTES * len(values))
     sealed = []
@@ -100,9 +101,16 @@ def seal_identities(key: bytes, bsns: Iterable[str], aad: bytes) -> list[str]:
     return sealed
 
 
+def _check_key(key: bytes) -> None:
+    """AES-256 only: AESGCM would also take a 16- or 24-byte key."""
+    if len(key) != KEY_BYTES:
+        raise SealError(f"an identity key is {KEY_BYTES} bytes, not {len(key)}")
+
+
 def open_identity(key: bytes, sealed: str, aad: bytes) -> str:
     """The BSN in one sealed value; SealError when it was tampered with or sealed for another
     gemeente, partner or date (the tag then does not verify)."""
+    _check_key(key)
     try:
         raw = base64.b64decode(sealed, validate=True)
     except (binascii.Error, ValueError):

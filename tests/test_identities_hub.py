@@ -254,7 +254,7 @@ def test_no_bsn_anywhere_at_the_hub_and_no_identities_for_analysts(tmp_path, pki
     for path, content in all_bytes_under(data_dir):
         for bsn in [*BSN.values(), "000000012"]:
             assert bsn.encode() not in content, f"{bsn} found in {path}"
-    for bsn in BSN.values():
+    for bsn in [*BSN.values(), "000000012"]:
         assert bsn not in caplog.text
     # sealed values stay out of the analysts' database and the history it reads
     sealed = [r["identity_sealed"] for g in GEMEENTEN for r in signal_rows(data_dir, g)]
@@ -418,3 +418,32 @@ def test_round_trip_partner_tool_to_hub_to_gemeente(tmp_path, pki):
         "GM0363": sorted(["", bsn["p1"], bsn["p2"], bsn["p7"]]),
         "GM0599": sorted([bsn["p3"], bsn["p4"]]),
     }
+
+
+def test_identities_delivered_again_unchanged_keep_the_date_they_were_sealed_on(tmp_path, pki):
+    """A quiet partner delivers yesterday's identities again (same bytes, the manifest of the
+    new date): accepted as unchanged, and the signal names the date the values were sealed on,
+    which is the date that opens them."""
+    certs, _ = pki
+    data_dir = tmp_path / "data"
+    landing = data_dir / "landing"
+    key = hub_key_file(tmp_path)
+    for date, bd_cents in ((D0, 100), (D, 60_000)):
+        write_claims_delivery(landing, date, "BD", [claim("A", bd_cents)])
+        write_claims_delivery(landing, date, "CJIB", [claim("A", 10_000)])
+        deliver_empty_extracts(landing, date)
+    sealed = write_identities_delivery(landing, D0, "CJIB", [identity("A")], certs / "gemeenten")
+    again = landing / D.isoformat() / "CJIB"
+    shutil.copytree(sealed / "identity-keys", again / "identity-keys")
+    shutil.copyfile(sealed / "identities.csv", again / "identities.csv")
+    manifest = json.loads((sealed / "identities.manifest.json").read_text())
+    manifest["extract_date"] = D.isoformat()
+    (again / "identities.manifest.json").write_text(json.dumps(manifest))
+    assert run_night(D0, data_dir=data_dir, hub_key_path=key, certs=certs).signals.signals == 0
+    summary = run_night(D, data_dir=data_dir, hub_key_path=key, certs=certs)
+    (outcome,) = [o for o in summary.outcomes if o["dataset"] == "identities"]
+    assert outcome["unchanged_since"] == D0.isoformat()
+    (row,) = signal_rows(data_dir, "GM0363")
+    assert row["identity_key"] == f"CJIB-{D0.isoformat()}"
+    outbox = data_dir / "outbox" / D.isoformat() / "GM0363"
+    assert open_row(outbox, "GM0363", row, pki) == BSN["A"]

@@ -81,6 +81,23 @@ def pki(tmp_path_factory) -> Pki:
 
 
 @pytest.fixture(scope="module")
+def impostor(pki, tmp_path_factory) -> Path:
+    """A signing certificate the same CA issued, but not the hub's (say, a gemeente's for its
+    feedback): its signature must not pass for the hub's. Folder with hub.crt/hub.key."""
+    from privacy.cms import _issue, _new_key, _write_cert, _write_key
+
+    root = tmp_path_factory.mktemp("impostor")
+    ca_key = load_private_key(pki.hub / "ca.key")
+    key = _new_key()
+    cert = _issue(
+        "impostor", key, load_certificate(pki.hub / "ca.crt"), ca_key, ca=False, sign=True
+    )
+    _write_cert(cert, root / "hub.crt")
+    _write_key(key, root / "hub.key")
+    return root
+
+
+@pytest.fixture(scope="module")
 def foreign_hub(tmp_path_factory) -> Path:
     """A hub certificate under another CA: its signature must not be believed."""
     root = tmp_path_factory.mktemp("foreign")
@@ -129,13 +146,16 @@ def deliver(
     manifest: dict | None = None,
     manifest_bytes: bytes | None = None,
     signer: Path | None = None,
+    csv_signer: Path | None = None,
 ) -> Path:
     """`outbox/<run_date>/<GM>/` as the hub writes it; returns the `.p7m`. `manifest` overrides
     fields, `manifest_bytes` replaces the whole file; `signer` is a folder with another
     hub.crt/hub.key to sign the manifest with."""
     folder.mkdir(parents=True, exist_ok=True)
     data = csv_bytes(rows)
-    hub_cert, hub_key = load_certificate(pki.hub / "hub.crt"), load_private_key(pki.hub / "hub.key")
+    signs_csv = csv_signer or pki.hub
+    hub_cert = load_certificate(signs_csv / "hub.crt")
+    hub_key = load_private_key(signs_csv / "hub.key")
     recipient = load_certificate(pki.side / f"{gemeente}.crt")
     message = folder / "signals.csv.p7m"
     message.write_bytes(sign_and_encrypt(data, hub_cert, hub_key, recipient))
@@ -234,7 +254,11 @@ def test_a_file_without_any_identity_opens_with_an_empty_bsn_column(pki, tmp_pat
 
 def test_another_gemeentes_key_opens_nothing(pki, tmp_path):
     message = good_delivery(pki, tmp_path / GM)
-    refused(pki, message, "cannot decrypt", gemeente=OTHER)
+    refused(pki, message, f"for {GM}, not for {OTHER}", gemeente=OTHER)
+    # even when it claims to be the gemeente the file is for, the other key decrypts nothing
+    with pytest.raises(SignalFileRefused, match="cannot decrypt"):
+        open_signal_file(message, out=tmp_path / "x.csv", gemeente=GM, **pki.creds(OTHER))
+    assert not (tmp_path / "x.csv").exists()
     other = load_certificate(pki.side / f"{OTHER}.crt"), load_private_key(pki.side / f"{OTHER}.key")
     with pytest.raises(SealError, match="does not open"):
         unwrap_key((message.parent / "identity-keys" / f"{BD_KEY}.p7m").read_bytes(), *other)
@@ -334,6 +358,22 @@ def test_a_missing_manifest_is_refused(pki, tmp_path):
     refused(pki, message, "manifest delivered with the signals is missing")
 
 
+def test_signatures_of_another_certificate_of_the_same_ca_are_refused(pki, impostor, tmp_path):
+    """The hub's certificate is pinned (hub.crt beside ca.crt): a certificate the same CA
+    issued to someone else signs neither the manifest nor the CSV of a signal file."""
+    message = good_delivery(pki, tmp_path / "m" / GM, signer=impostor)
+    refused(pki, message, "signature verification failed")
+    message = good_delivery(pki, tmp_path / "c" / GM, csv_signer=impostor)
+    refused(pki, message, "signature verification failed")
+
+
+def test_a_hub_signed_file_of_another_gemeente_re_encrypted_to_us_is_refused(pki, tmp_path):
+    """GM0599's signed data and genuine hub-signed manifest, encrypted to GM0363: refused
+    before anything is opened, since the file is not GM0363's."""
+    message = good_delivery(pki, tmp_path / GM, manifest={"gemeente_code": OTHER})
+    refused(pki, message, f"for {OTHER}, not for {GM}")
+
+
 def test_a_manifest_signed_outside_the_ca_is_refused(pki, foreign_hub, tmp_path):
     message = good_delivery(pki, tmp_path / GM, signer=foreign_hub)
     refused(pki, message, "signals.manifest.json.p7s: signature verification failed")
@@ -377,7 +417,9 @@ def test_a_csv_that_does_not_match_the_manifest_is_refused(pki, tmp_path):
 def test_a_tampered_message_is_refused(pki, tmp_path):
     message = good_delivery(pki, tmp_path / GM)
     tamper(message)
-    refused(pki, message, "cannot decrypt: .* or damaged")
+    # a flipped bit either breaks the CBC padding or, rarely, leaves it valid and breaks the
+    # signature instead: refused both ways
+    refused(pki, message, "cannot decrypt: .* or damaged|signature verification failed")
 
 
 def tamper(path: Path) -> None:

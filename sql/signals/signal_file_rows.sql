@@ -1,6 +1,6 @@
 -- grain: one row per signal, as the gemeente's signal file shows it (person_ref, not person_id)
 -- the columns in the order of the signal file (version 2: the sealed identity last), then
--- the partner and extract date of the identity's key file (for the outbox, not in the file)
+-- the staged identities file the value came from (its key files: for the outbox, not the file)
 select -- noqa: ST06
     signals.gemeente_code,
     signals.signal_id,
@@ -16,8 +16,7 @@ select -- noqa: ST06
     signals.crisis,
     ids.identity_key,
     ids.identity_sealed,
-    ids.identity_partner,
-    ids.identity_extract_date
+    ids.identity_file
 from signals
 left join signal_identities as ids
     on signals.signal_id = ids.signal_id

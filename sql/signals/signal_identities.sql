@@ -1,12 +1,14 @@
 -- grain: one row per signal with a sealed identity for the gemeente it goes to (rules.md, "Signal
 -- file, version 2"): of the partners that have one, the first in alphabetical order of code; of
 -- that partner's datasets, the latest extract. The value is copied unchanged; the hub cannot
--- open it. Reads `signals`, `staged_identities` (partner, extract_date, ...) and `person_ids`.
+-- open it. Reads `signals`, `staged_identities` (partner, extract_date: the date the values were
+-- sealed on; filename: the staged file, whose folder holds the key files) and `person_ids`.
 select
     signals.signal_id,
     staged_identities.partner as identity_partner,
     staged_identities.extract_date as identity_extract_date,
     staged_identities.identity_sealed,
+    staged_identities.filename as identity_file,
     staged_identities.partner
     || '-'
     || strftime(staged_identities.extract_date, '%Y-%m-%d') as identity_key
@@ -21,6 +23,9 @@ qualify
     row_number()
         over (
             partition by signals.signal_id
-            order by staged_identities.partner asc, staged_identities.extract_date desc
+            order by
+                staged_identities.partner asc,
+                staged_identities.extract_date desc,
+                staged_identities.filename desc
         )
     = 1

@@ -5,5 +5,6 @@ select
     cast(null as varchar) as identity_partner,
     cast(null as date) as identity_extract_date,
     cast(null as varchar) as identity_key,
-    cast(null as varchar) as identity_sealed
+    cast(null as varchar) as identity_sealed,
+    cast(null as varchar) as identity_file
 where false
