@@ -119,6 +119,10 @@ def test_demo_builds_a_landing_zone(tmp_path):
     assert done.returncode == 0, done.stderr
     landing = tmp_path / "landing" / EXTRACT_DATE.isoformat()
     manifests = sorted(p.relative_to(landing).as_posix() for p in landing.rglob("*.manifest.json"))
-    assert len(manifests) == 9 and "TSL/income.manifest.json" in manifests
+    # claims of 8 partners, TSL's income, and the identities each partner sealed (issue 15)
+    assert len(manifests) == 17 and "TSL/income.manifest.json" in manifests
+    assert len([m for m in manifests if m.endswith("identities.manifest.json")]) == 8
     assert not list(landing.rglob("*.key.json"))
     assert (tmp_path / "warehouse" / "analytics.duckdb").is_file()
+    # the demo ends with a gemeente opening its file and finding people by BSN
+    assert "opened its signal file" in done.stdout and "with a BSN" in done.stdout
