@@ -269,12 +269,20 @@ def test_another_gemeente_cannot_open_it(delivered, tmp_path):
     data_dir, _, keys = delivered
     create_demo_certificates(tmp_path / "other-ca", tmp_path / "other", ["GM0599"])
     message = data_dir / "outbox" / D.isoformat() / "GM0363" / "signals.csv.p7m"
-    with pytest.raises(CmsError, match="cannot decrypt"):
+    with pytest.raises(CmsError, match="for GM0363, not for GM0599"):
         open_signal_file(
             message,
             key=tmp_path / "other" / "GM0599.key",
             cert=tmp_path / "other" / "GM0599.crt",
             ca=keys / "ca.crt",
+        )
+    with pytest.raises(CmsError, match="cannot decrypt"):  # claiming to be GM0363 changes nothing
+        open_signal_file(
+            message,
+            key=tmp_path / "other" / "GM0599.key",
+            cert=tmp_path / "other" / "GM0599.crt",
+            ca=keys / "ca.crt",
+            gemeente="GM0363",
         )
     failed = subprocess.run(
         [
