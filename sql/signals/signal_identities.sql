@@ -5,8 +5,6 @@
 -- sealed on; filename: the staged file, whose folder holds the key files) and `person_ids`.
 select
     signals.signal_id,
-    staged_identities.partner as identity_partner,
-    staged_identities.extract_date as identity_extract_date,
     staged_identities.identity_sealed,
     staged_identities.filename as identity_file,
     staged_identities.partner

@@ -2,8 +2,6 @@
 -- `signal_identities`, with the columns of signal_identities.sql.
 select
     cast(null as varchar) as signal_id,
-    cast(null as varchar) as identity_partner,
-    cast(null as date) as identity_extract_date,
     cast(null as varchar) as identity_key,
     cast(null as varchar) as identity_sealed,
     cast(null as varchar) as identity_file
