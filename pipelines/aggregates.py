@@ -76,3 +76,69 @@ def agg_signal_monitoring(con: duckdb.DuckDBPyConnection, contract: Contract) ->
         con.register("monitoring_rows", _rows_table(names, rows))
         run_script(con, "publish/agg_signal_monitoring_insert")
         con.unregister("monitoring_rows")
+
+
+FUNNEL_KEYS = ("as_of", "gemeente_code", "month")
+PARTNER_KEYS = ("as_of", "partner", "month")
+
+
+def _measures(contract: Contract, table: str, keys: tuple[str, ...]) -> list[str]:
+    return [p.name for p in table_schema(contract, table).properties if p.name not in keys]
+
+
+def agg_signal_funnel(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """The funnel for sharing: per month, the national total of each measure is shown, so each
+    measure of a month is a group for secondary suppression (as in agg_signal_monitoring)."""
+    empty_table(con, contract, "agg_signal_funnel")
+    measures = _measures(contract, "signal_funnel", FUNNEL_KEYS)
+    frame = con.table("signal_funnel").pl()
+    rows = []
+    for (as_of, month), part in frame.group_by("as_of", "month", maintain_order=True):
+        values = {
+            (g, m): int(v)
+            for g, *vs in part.select(["gemeente_code", *measures]).rows()
+            for m, v in zip(measures, vs, strict=True)
+        }
+        gemeenten = sorted({g for g, _ in values if g != "ALL"})
+        groups = [(("ALL", m), [(g, m) for g in gemeenten]) for m in measures]
+        withheld = suppress(values, groups)
+        rows += [
+            (as_of, g, month, m, None if (g, m) in withheld else v, (g, m) in withheld)
+            for (g, m), v in sorted(values.items())
+        ]
+    _insert(con, "agg_signal_funnel", (*FUNNEL_KEYS[:2], "month", "measure"), rows)
+
+
+def agg_partner_feedback(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
+    """The partners' counts for sharing: every cell of 1 to 9 withheld (there is no total
+    shown beside them to recover one from)."""
+    empty_table(con, contract, "agg_partner_feedback")
+    measures = _measures(contract, "partner_feedback", PARTNER_KEYS)
+    rows = []
+    for as_of, partner, month, *values in (
+        con.table("partner_feedback").select(*PARTNER_KEYS, *measures).fetchall()
+    ):
+        cells = {(partner, m): int(v) for m, v in zip(measures, values, strict=True)}
+        withheld = suppress(cells, [])
+        rows += [
+            (
+                as_of,
+                partner,
+                month,
+                m,
+                None if (partner, m) in withheld else v,
+                (partner, m) in withheld,
+            )
+            for (partner, m), v in cells.items()
+        ]
+    _insert(con, "agg_partner_feedback", ("as_of", "partner", "month", "measure"), rows)
+
+
+def _insert(
+    con: duckdb.DuckDBPyConnection, table: str, keys: tuple[str, ...], rows: list[tuple]
+) -> None:
+    if not rows:
+        return
+    con.register("suppressed_rows", _rows_table((*keys, "value", "suppressed"), rows))
+    con.execute(f"insert into {table} by name select * from suppressed_rows")
+    con.unregister("suppressed_rows")

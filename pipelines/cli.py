@@ -616,6 +616,36 @@ def open_signals(
     )
 
 
+@app.command("feedback")
+def feedback(
+    gemeente: Annotated[str, typer.Option(help="Your gemeente code, GM and 4 digits.")],
+    source: Annotated[
+        Path,
+        typer.Option("--in", help="The feedback CSV: codes or DDAS labels (docs/feedback.md)."),
+    ],
+    key: Annotated[Path, typer.Option(help="The gemeente's private key (PEM).")],
+    cert: Annotated[Path, typer.Option(help="The gemeente's certificate (PEM).")],
+    out_path: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where to write (default: feedback-<today>.csv.p7s beside --in)."
+        ),
+    ] = None,
+) -> None:
+    """Gemeente side: check a feedback CSV, map DDAS labels to codes and sign it for the hub
+    (CMS SignedData, DER, content attached). Any refusal: one line, exit 1, nothing written."""
+    from pipelines.feedback_file import load_feedback, sign_feedback
+
+    target = sign_feedback(gemeente, source, key, cert, out=out_path)
+    rows = load_feedback(source).count("\n") - 1  # the header line is not a row
+    out.print(
+        f"signed: {rows:,} feedback rows for {gemeente} -> {target}",
+        soft_wrap=True,
+        highlight=False,
+        markup=False,
+    )
+
+
 @app.command()
 def demo(
     data_dir: Annotated[

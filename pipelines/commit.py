@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # Files of a committed date that link and plans do not make: kept when a later date is derived
 # again after an older date ran (its signals stay what they were: signals only go forward).
-KEPT_ON_REDERIVE = ("signals.parquet", "signal_monitoring.parquet")
+KEPT_ON_REDERIVE = ("signals.parquet", "signal_monitoring.parquet", "signal_partners.parquet")
 
 
 class RunFailed(CriError):

@@ -398,24 +398,43 @@ def empty_table_statement(schema: Any, table: str) -> str:
 
 
 def parquet_view_statement(
-    schema: Any, table: str, files: list[str], *, schema_name: str | None = None
+    schema: Any,
+    table: str,
+    files: list[str],
+    *,
+    schema_name: str | None = None,
+    columns_of: dict[str, frozenset[str]] | None = None,
 ) -> str:
     """A persistent view with the contract's columns, in contract order, over Parquet files.
 
     A view stored in a database file cannot hold bound parameters, so the paths are written as
-    quoted literals. Every file of a table has the contract's columns (a contract version that
-    adds columns must rewrite the partitions, or read them with `union_by_name`, which costs a
-    read of every file's metadata whenever a view is bound). With no files, an empty relation."""
+    quoted literals. A file written under an older contract version lacks the columns added
+    since: `columns_of` names the columns such a file has (known from the version it was
+    published under, so no file is opened to find out), and the view reads those files in a
+    branch of their own with nulls for the rest (`union_by_name` would read every file's
+    metadata whenever the view is bound). With no files, an empty relation."""
     properties = schema.properties or []
     if not files:
         nulls = ", ".join(
             f"cast(null as {p.physicalType}) as {identifier(p.name)}" for p in properties
         )
-        body = f"select {nulls} where false"
-    else:
-        columns = ", ".join(identifier(p.name) for p in properties)
-        paths = ", ".join(literal(f) for f in files)
-        body = f"select {columns} from read_parquet([{paths}])"
+        return f"create view {qualified(table, schema_name)} as select {nulls} where false"
+    everything = frozenset(p.name for p in properties)
+    groups: dict[frozenset[str], list[str]] = {}
+    for file in files:
+        groups.setdefault((columns_of or {}).get(file, everything), []).append(file)
+    branches = []
+    for present, paths in groups.items():
+        columns = ", ".join(
+            identifier(p.name)
+            if p.name in present
+            else f"cast(null as {p.physicalType}) as {identifier(p.name)}"
+            for p in properties
+        )
+        branches.append(
+            f"select {columns} from read_parquet([{', '.join(literal(f) for f in paths)}])"
+        )
+    body = " union all ".join(branches)
     return f"create view {qualified(table, schema_name)} as {body}"
 
 

@@ -31,6 +31,7 @@ import polars as pl
 
 from pipelines.carry_forward import Selection
 from pipelines.faults import kill_point
+from pipelines.feedback import write_partner_feedback
 from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.layout import Layout
 from pipelines.ledger import ledger_dates, new_delivery, record
@@ -105,6 +106,7 @@ def deliver_night(
     layout = Layout(data_dir)
     work = fresh_folder(layout.outbox_work(run_date))
     write_partner_exports(folder, work, run_date)
+    write_partner_feedback(data_dir, folder, work, run_date)
     delivered: list[str] = []
     waiting: list[str] = []
     reason = None

@@ -65,7 +65,13 @@ from pipelines.sql import (
     query,
     run_script,
 )
-from pipelines.stage_contracts import check_tables, empty_table, table_schema, write_tables
+from pipelines.stage_contracts import (
+    add_missing_columns,
+    check_tables,
+    empty_table,
+    table_schema,
+    write_tables,
+)
 from privacy.suppression import SMALL_CELL
 
 log = logging.getLogger(__name__)
@@ -79,7 +85,7 @@ FROM_LINKED = (
     "plan_lines",
     "plan_schedule",
 )
-FROM_LEDGER = ("signals", "signal_monitoring")
+FROM_LEDGER = ("signals", "signal_monitoring", "signal_partners")
 BUILT_HERE = (
     "runs",
     "rejections",
@@ -121,6 +127,7 @@ class Version:
     state: str | None = None
     content: str | None = None
     changes: dict[str, list[int]] = field(default_factory=dict)
+    contract: str | None = None  # e.g. analytics-1.5.0: the columns its files have
 
     def file(self, table: str) -> Path | None:
         """The partition's Parquet file of a per-date table, or None when it has no rows."""
@@ -192,6 +199,7 @@ def _version(folder: Path, record: dict[str, Any]) -> Version:
         state=record.get("state"),
         content=record.get("content"),
         changes=record.get("changes", {}),
+        contract=record.get("contract"),
     )
 
 
@@ -496,6 +504,7 @@ def _load(
         files = delivered_files(layout.data_dir, table, [run_date])
         if files:
             create_table(con, f"publish/{table}", {"ledger_files": [str(f) for f in files]})
+            add_missing_columns(con, contract, table)  # delivered under an older contract
         else:
             empty_table(con, contract, table)
     _runs(con, layout, run_date, contract)

@@ -10,6 +10,8 @@
       warehouse/analytics.duckdb     the analysts' snapshot: views over warehouse/history/
       warehouse/history/<date>/<v>/  each run date's published partition, one folder per version
       reports/<date>/                the run report and the validation results
+      feedback/<GMxxxx>/             what gemeenten send back about their signals (theirs)
+      feedback_ledger/<intake id>/   append-only: the feedback rows the hub took in
       keys/, certs/                  the demo's key files and certificates
       partner-side/, gemeente-side/  the demo's stand-ins for the partners' and gemeenten' machines
       .cri-overlap.lock              one run at a time
@@ -72,6 +74,15 @@ class Layout:
     @property
     def warehouse(self) -> Path:
         return self.data_dir / "warehouse"
+
+    @property
+    def feedback(self) -> Path:
+        """Where gemeenten put their signed feedback files, one folder per gemeente."""
+        return self.data_dir / "feedback"
+
+    @property
+    def feedback_ledger(self) -> Path:
+        return self.data_dir / "feedback_ledger"
 
     @property
     def reports(self) -> Path:

@@ -20,12 +20,15 @@ import os
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
+
 from pipelines.layout import DATE_GLOB, Layout
 from pipelines.records import DELIVERY_RECORD, read_json, write_record
+from pipelines.sql import connect, copy_query, parquet_view, sql_text
 
 log = logging.getLogger(__name__)
 
-LEDGER_TABLES = ("signals", "signal_monitoring")
+LEDGER_TABLES = ("signals", "signal_monitoring", "signal_partners")
 
 
 def ledger_root(data_dir: Path) -> Path:
@@ -74,10 +77,29 @@ def record(data_dir: Path, folder: Path, delivery: dict) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     for table in LEDGER_TABLES:
-        shutil.copyfile(Path(folder) / f"{table}.parquet", work / f"{table}.parquet")
+        source = Path(folder) / f"{table}.parquet"
+        if table == "signal_monitoring":
+            _monitoring_as_delivered(source, work / source.name, delivery)
+        elif source.is_file():  # signal_partners: absent from a date committed before 1.6.0
+            shutil.copyfile(source, work / source.name)
     write_record(work / DELIVERY_RECORD, delivery)
     os.rename(work, target)
     return target
+
+
+def _monitoring_as_delivered(source: Path, target: Path, delivery: dict) -> None:
+    """The night's monitoring with `with_identity` as delivered: per gemeente, how many of its
+    signals carried a sealed identity (the delivery record's `identities`), which only the
+    signal files know."""
+    counts = [
+        {"gemeente_code": code, "with_identity": int(pair[1])}
+        for code, pair in (delivery.get("identities") or {}).items()
+    ]
+    with connect() as con:
+        parquet_view(con, "made", [source])
+        schema = pa.schema([("gemeente_code", pa.string()), ("with_identity", pa.int64())])
+        con.register("identity_counts", pa.Table.from_pylist(counts, schema=schema))
+        copy_query(con, sql_text("signals/monitoring_as_delivered"), target)
 
 
 def complete_from_outbox(data_dir: Path) -> list[Path]:

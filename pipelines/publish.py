@@ -34,12 +34,25 @@ from pipelines.contracts import Contract, load_contract
 from pipelines.errors import CriError
 from pipelines.faults import kill_point
 from pipelines.fileio import replace_atomically
-from pipelines.history import ADDED, FROZEN, PUBLISHED, REMOVED, Publisher, Version
+from pipelines.history import (
+    ADDED,
+    FROZEN,
+    PUBLISHED,
+    REMOVED,
+    SUPPRESSION,
+    Publisher,
+    Version,
+)
 from pipelines.layout import Layout
 from pipelines.ledger import ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, linked_dates
-from pipelines.sql import connect, create_table
-from pipelines.stage_contracts import check_tables, comment_statements, table_schema
+from pipelines.sql import connect, create_table, relation
+from pipelines.stage_contracts import (
+    check_tables,
+    comment_statements,
+    empty_table,
+    table_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +61,15 @@ AS_PUBLISHED_PREFACE = (
     "As first published: every run date in its first version (see publications); the view of "
     "the same name in the main schema shows the latest. "
 )
-OWN_TABLES = ("publications",)
+# tables of the snapshot itself (not per run date): the publications, and the funnel of what
+# became of the signals as of the newest run date (rules.md section 5), rebuilt every publish
+OWN_TABLES = (
+    "publications",
+    "signal_funnel",
+    "partner_feedback",
+    "agg_signal_funnel",
+    "agg_partner_feedback",
+)
 
 
 class PublishError(CriError):
@@ -70,7 +91,7 @@ def publish(data_dir: Path, run_date: dt.date | None = None) -> Path:
     temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     temporary.unlink(missing_ok=True)
     try:
-        _write_snapshot(temporary, contract, history)
+        _write_snapshot(temporary, layout, contract, history)
         kill_point("snapshot_built")
         replace_atomically(temporary, final)
     finally:
@@ -94,7 +115,7 @@ def _dates(layout: Layout) -> list[dt.date]:
 
 
 def _write_snapshot(
-    database: Path, contract: Contract, history: dict[dt.date, list[Version]]
+    database: Path, layout: Layout, contract: Contract, history: dict[dt.date, list[Version]]
 ) -> None:
     """The views, the publications table, their checks and comments, in a new database file."""
     with connect(database) as con:
@@ -105,7 +126,8 @@ def _write_snapshot(
             for statement in _view_statements(contract, table, history, calendar):
                 con.execute(statement)
         _publications(con, history)
-        check_tables(con, contract, list(OWN_TABLES))
+        _feedback_tables(con, layout, contract, history)
+        check_tables(con, contract, list(OWN_TABLES), SUPPRESSION)
         for table in OWN_TABLES:
             for statement in comment_statements(contract, table):
                 con.execute(statement)
@@ -133,11 +155,22 @@ def _view_statements(
     schema = table_schema(contract, table)
     shape = contract_sql.history_shape(schema, table)
     if shape is None:  # a small table stored whole per date
-        latest = _paths([v[-1].file(table) for v in history.values()])
-        first = _paths([v[0].file(table) for v in history.values()])
+        latest = [v[-1] for v in history.values()]
+        first = [v[0] for v in history.values()]
         return [
-            contract_sql.parquet_view_statement(schema, table, latest),
-            contract_sql.parquet_view_statement(schema, table, first, schema_name=AS_PUBLISHED),
+            contract_sql.parquet_view_statement(
+                schema,
+                table,
+                _paths([v.file(table) for v in latest]),
+                columns_of=_older_columns(contract, table, latest),
+            ),
+            contract_sql.parquet_view_statement(
+                schema,
+                table,
+                _paths([v.file(table) for v in first]),
+                schema_name=AS_PUBLISHED,
+                columns_of=_older_columns(contract, table, first),
+            ),
         ]
     added = _paths([v[-1].part(table, ADDED) for v in history.values()])
     removed = _paths([v[-1].part(table, REMOVED) for v in history.values()])
@@ -154,6 +187,25 @@ def _view_statements(
     ]
 
 
+def _older_columns(
+    contract: Contract, table: str, versions: list[Version]
+) -> dict[str, frozenset[str]]:
+    """For each file of `table` published under an older version of the contract, the columns
+    that version had (a table's columns only grow from one version to the next)."""
+    found = {}
+    for version in versions:
+        file = version.file(table)
+        if file is None or version.contract in (None, f"{contract.name}-{contract.version}"):
+            continue
+        name, _, number = version.contract.rpartition("-")
+        try:
+            older = table_schema(load_contract(name, number), table)
+        except CriError:  # the table did not exist then; it has no file either
+            continue
+        found[str(file)] = frozenset(p.name for p in older.properties or [])
+    return found
+
+
 def _paths(files: list[Path | None]) -> list[str]:
     """The files' paths as the views name them (absolute: the data directory is resolved).
     A view binds to its first file only, so a missing one is looked for here."""
@@ -162,6 +214,46 @@ def _paths(files: list[Path | None]) -> list[str]:
     if missing is not None:
         raise PublishError(f"{missing}: a published partition file is missing; nothing swapped in")
     return [str(f) for f in paths]
+
+
+def _feedback_tables(
+    con: duckdb.DuckDBPyConnection,
+    layout: Layout,
+    contract: Contract,
+    history: dict[dt.date, list[Version]],
+) -> None:
+    """`signal_funnel` and `partner_feedback` as of the newest run date, with their `agg_`
+    versions. Computed in a connection of its own, so that no row of the feedback (per signal,
+    with its person) is ever written into the analysts' database file, not even as freed
+    pages: only the counts come across."""
+    from pipelines.aggregates import agg_partner_feedback, agg_signal_funnel
+    from pipelines.feedback import standing
+
+    dates = sorted(history)
+    parameters = {"as_of": dates[-1], "since": dates[0]}
+    latest = [versions[-1] for versions in history.values()]
+    with connect() as work:
+        for table in ("signal_monitoring", "signal_partners"):
+            work.execute(
+                contract_sql.parquet_view_statement(
+                    table_schema(contract, table),
+                    table,
+                    _paths([v.file(table) for v in latest]),
+                    columns_of=_older_columns(contract, table, latest),
+                )
+            )
+        standing(work, layout.data_dir, dates[-1])
+        tables = {
+            table: relation(work, f"publish/{table}", parameters).to_arrow_table()
+            for table in ("signal_funnel", "partner_feedback")
+        }
+    for table, rows in tables.items():
+        empty_table(con, contract, table)
+        con.register("counted", rows)
+        con.execute(f"insert into {table} by name select * from counted")
+        con.unregister("counted")
+    agg_signal_funnel(con, contract)
+    agg_partner_feedback(con, contract)
 
 
 def _publications(con: duckdb.DuckDBPyConnection, history: dict[dt.date, list[Version]]) -> None:

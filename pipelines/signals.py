@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -33,6 +33,7 @@ from pipelines.carry_forward import max_staleness_days
 from pipelines.contracts import load_contract
 from pipelines.dialect import SEPARATOR
 from pipelines.errors import CriError
+from pipelines.feedback import effects as feedback_effects
 from pipelines.fileio import (
     replace_atomically,
     sha256_file,
@@ -76,6 +77,22 @@ SIGNAL_FILE_COLUMNS = (
     "identity_key",
     "identity_sealed",
 )
+SIGNAL_TABLES = ("signals", "signal_monitoring", "signal_partners")
+SIGNAL_COUNTS = (
+    "signals",
+    "multi_arrears",
+    "no_capacity",
+    "escalations",
+    "excluded_debt_assistance",
+    "suppressed_repeats",
+    "excluded_after_help",
+    "suppressed_no_help_wanted",
+    "held_deceased",
+    "held_not_resident",
+    "rerouted",
+)
+# what the gemeenten' feedback changed on the run (rules.md section 5)
+FEEDBACK_COUNTS = SIGNAL_COUNTS[6:]
 FORMAT_VERSION = 2  # rules.md "Signal file, version 2": sealed identity, signed manifest
 IDENTITIES = "identities"
 
@@ -93,6 +110,7 @@ class SignalSummary:
     suppressed_repeats: int
     gemeenten: list[str]
     outbox: Path
+    feedback: dict[str, int] = field(default_factory=dict)  # FEEDBACK_COUNTS
 
 
 def _history(
@@ -133,38 +151,56 @@ def signal_run(
         raise SignalError(f"{folder}: no plans for {run_date}; run link and plans first")
     policy = load_policy()
     signals_policy = policy["signals"]
+    feedback_policy = policy["feedback"]
     parameters = {
         "run_date": run_date,
         "cooldown_days": int(signals_policy["cooldown_days"]),
         "escalation_percent": int(signals_policy["escalation_percent"]),
         "rules_version": str(policy["version"]),
+        "exclusion_days": int(feedback_policy["exclusion_days"]),
+        "feedback_cooldown_days": int(feedback_policy["cooldown_days"]),
     }
+    window = max(parameters["cooldown_days"], parameters["feedback_cooldown_days"])
     contract = load_contract(*ANALYTICS_CONTRACT)
     with connect() as con:
         load_linked_tables(con, folder, ("persons", "claims", "plan_proposals"))
         _thresholds(con, signals_policy)
-        _history(con, data_dir, run_date, parameters["cooldown_days"])
+        _history(con, data_dir, run_date, window)
+        feedback_effects(con, data_dir, run_date, policy)
         create_tables(con, "signals", ("signal_decisions", "signals"), parameters)
         add_signal_ids(con, "signals", hub_key.secret, run_date)
-        create_table(con, "signals/signal_monitoring", parameters)
+        create_tables(con, "signals", ("signal_monitoring", "signal_partners"), parameters)
         check_tables(
             con,
             contract,
-            ["signals", "signal_monitoring"],
-            {"cooldown_days": parameters["cooldown_days"]},
+            list(SIGNAL_TABLES),
+            {
+                "cooldown_days": parameters["cooldown_days"],
+                "exclusion_days": parameters["exclusion_days"],
+            },
         )
-        write_tables(con, contract, ["signals", "signal_monitoring"], folder)
-        counts = [int(c) for c in query(con, "signals/signal_counts").fetchone()]
+        write_tables(con, contract, list(SIGNAL_TABLES), folder)
+        counts = dict(
+            zip(
+                SIGNAL_COUNTS,
+                (int(c) for c in query(con, "signals/signal_counts").fetchone()),
+                strict=True,
+            )
+        )
         gemeenten = [row[0] for row in query(con, "signals/signal_gemeenten").fetchall()]
-    signals, multi, no_capacity, escalations, excluded, repeats = counts
     summary = SignalSummary(
         run_date,
-        signals,
-        {"MULTI_ARREARS": multi, "NO_CAPACITY": no_capacity, "ESCALATION": escalations},
-        excluded,
-        repeats,
+        counts["signals"],
+        {
+            "MULTI_ARREARS": counts["multi_arrears"],
+            "NO_CAPACITY": counts["no_capacity"],
+            "ESCALATION": counts["escalations"],
+        },
+        counts["excluded_debt_assistance"],
+        counts["suppressed_repeats"],
         gemeenten,
         Layout(data_dir).outbox_date(run_date),
+        {name: counts[name] for name in FEEDBACK_COUNTS},
     )
     log.info("signals %s: %s for %s gemeenten", run_date, summary.signals, len(gemeenten))
     return summary

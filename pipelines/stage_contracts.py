@@ -69,6 +69,20 @@ def empty_table(con: Any, contract: Contract, table: str) -> None:
     con.execute(contract_sql.empty_table_statement(table_schema(contract, table), table))
 
 
+def add_missing_columns(con: Any, contract: Contract, table: str) -> None:
+    """Add the contract's columns a table lacks, as nulls: rows made under an older contract
+    version (a ledger delivery before the columns existed) read as 'not recorded then'."""
+    present = {
+        row[0] for row in con.execute(f"describe {contract_sql.identifier(table)}").fetchall()
+    }
+    for prop in table_schema(contract, table).properties or []:
+        if prop.name not in present:
+            con.execute(
+                f"alter table {contract_sql.identifier(table)} add column "
+                f"{contract_sql.identifier(prop.name)} {prop.physicalType}"
+            )
+
+
 def write_tables(con: Any, contract: Contract, tables: list[str], folder: Path) -> None:
     """Write each table to `<folder>/<table>.parquet` with exactly the contract's columns, in
     the contract's order, each file atomically (temporary name, then rename)."""

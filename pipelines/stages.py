@@ -232,6 +232,22 @@ def _plans(night: Night) -> Any:
     return plan_run(night.run_date, folder=night_folder(night.layout, night.run_date))
 
 
+def _feedback(night: Night) -> Any:
+    """Take in what gemeenten sent back since the last run, before the signals read it."""
+    from pipelines.feedback import take_in
+
+    return take_in(night.settings.data_dir, night.settings.certs, night.run_date)
+
+
+def _feedback_summary(intake: Any) -> dict[str, Any]:
+    return {
+        "files": len(intake.files),
+        "rows": intake.rows,
+        "refused": [f.line() for f in intake.refused],
+        "lines": [f.line() for f in intake.files],
+    }
+
+
 def _signals(night: Night) -> Any:
     from pipelines.commit import night_folder
     from pipelines.signals import signal_run
@@ -250,6 +266,7 @@ def _signals_summary(summary: Any) -> dict[str, Any]:
         "gemeenten": len(summary.gemeenten),
         "excluded": summary.excluded,
         "suppressed_repeats": summary.suppressed_repeats,
+        **summary.feedback,  # what the gemeenten' feedback held back or re-routed
     }
 
 
@@ -371,9 +388,21 @@ STAGES: tuple[Stage, ...] = (
         log_lines=lambda s: [(logging.INFO, f"plans: {s.outcomes}")],
     ),
     Stage(
+        "feedback",
+        _feedback,
+        reads=("feedback/<GMxxxx>/", "certs/gemeenten/", "ledger/<signal dates>/"),
+        writes=("feedback_ledger/<intake id>/",),
+        contract="feedback-1.0.0",
+        summarise=_feedback_summary,
+        log_lines=lambda intake: [
+            (logging.WARNING if f.status == "refused" else logging.INFO, f.line())
+            for f in intake.files
+        ],
+    ),
+    Stage(
         "signals",
         _signals,
-        reads=("linked/.work/<date>/", "ledger/<cool-down window>/"),
+        reads=("linked/.work/<date>/", "ledger/<cool-down window>/", "feedback_ledger/"),
         writes=("linked/.work/<date>/signal*.parquet",),
         contract=ANALYTICS,
         summarise=_signals_summary,

@@ -6,6 +6,10 @@ it (hub certificate, SHA-256, binary content); the manifest beside it is signed 
 stock OpenSSL in separate, checked steps (`docs/open-signals-openssl.sh`; never as a pipe, whose
 first step can fail while the second still writes a file).
 
+Gemeenten sign the other way: a feedback file is SignedData (content attached) made with the
+gemeente's key, and the hub checks it against that gemeente's own certificate only
+(`verify_signed_by`), so a gemeente certificate allows both encryption and signing.
+
 `cryptography` can decrypt but has no CMS signature verification, so `open_signed_file` decrypts in
 Python and verifies with the `openssl` command. `create_demo_certificates` makes a throw-away CA,
 a hub certificate and one certificate per gemeente for demos and tests; real deployments bring
@@ -53,6 +57,7 @@ def _issue(
     *,
     ca: bool,
     sign: bool,
+    encrypt: bool = False,
 ) -> x509.Certificate:
     now = dt.datetime.now(dt.UTC)
     builder = (
@@ -65,14 +70,16 @@ def _issue(
         .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
-    # A CA only signs certificates; the hub signs messages; a gemeente receives encrypted keys.
+    # A CA only signs certificates; the hub signs messages (and commits to their content); a
+    # gemeente receives encrypted keys and signs its feedback files, so it needs both usages:
+    # `openssl cms -verify` refuses a signer whose key usage lacks digitalSignature.
     signs = sign and not ca
     builder = builder.add_extension(
         x509.KeyUsage(
             digital_signature=signs,
-            content_commitment=signs,
-            key_encipherment=not sign,
-            data_encipherment=not sign,
+            content_commitment=signs and not encrypt,
+            key_encipherment=encrypt,
+            data_encipherment=encrypt,
             key_agreement=False,
             key_cert_sign=ca,
             crl_sign=ca,
@@ -116,7 +123,8 @@ def create_demo_certificates(
     gemeenten: Iterable[str],
     on_progress: Callable[[int], None] | None = None,
 ) -> None:
-    """A demo CA, the hub's signing certificate and one encryption certificate per gemeente.
+    """A demo CA, the hub's signing certificate and one certificate per gemeente, which it
+    uses to receive (key encipherment) and to sign its feedback (digital signature).
 
     Hub side (`hub_dir`): ca.crt, ca.key, hub.crt, hub.key, gemeenten/<GM>.crt.
     Gemeente side (`gemeente_dir`): <GM>.key and <GM>.crt, plus ca.crt and hub.crt to verify
@@ -135,7 +143,7 @@ def create_demo_certificates(
     _write_cert(hub_cert, gemeente_dir / "hub.crt")  # a gemeente pins the hub's signatures
     for done, code in enumerate(gemeenten, start=1):
         key = _new_key()
-        cert = _issue(f"{code} signals", key, ca, ca_key, ca=False, sign=False)
+        cert = _issue(f"{code} signals", key, ca, ca_key, ca=False, sign=True, encrypt=True)
         _write_cert(cert, hub_dir / "gemeenten" / f"{code}.crt")
         _write_cert(cert, gemeente_dir / f"{code}.crt")
         _write_key(key, gemeente_dir / f"{code}.key")
@@ -204,6 +212,33 @@ def verify_with_openssl(signed_der: bytes, ca_file: Path, signer: Path | None = 
     With `signer` (a certificate file, e.g. the hub's) the signature must be made by exactly
     that certificate (`-certfile signer -nointern`): any other certificate the same CA issued,
     say a gemeente's, cannot pass off a file as the hub's."""
+    pin = ["-certfile", str(signer), "-nointern"] if signer else []
+    return _openssl_verify(signed_der, ["-CAfile", str(ca_file), *pin], signer)
+
+
+def verify_signed_by(signed_der: bytes, signer_cert: Path) -> bytes:
+    """Verify CMS SignedData (DER, content attached) made by exactly `signer_cert`; return the
+    content.
+
+    The hub pins each gemeente's own certificate and need not hold the CA that issued it, so the
+    pinned certificate is both the only candidate signer (`-certfile signer_cert -nointern`: a
+    certificate carried inside the message is never used) and the trust anchor (`-CAfile
+    signer_cert -partial_chain`). Unlike `-noverify`, this still checks the certificate's
+    validity dates and that its key usage allows signing S/MIME. A message signed by any other
+    certificate, even one of the same CA, a tampered message and a file that is not SignedData
+    are refused with a one-line `CmsError`."""
+    load_certificate(signer_cert)  # a missing or unreadable pin is named as such, not as openssl's
+    pin = str(signer_cert)
+    return _openssl_verify(
+        signed_der,
+        ["-CAfile", pin, "-partial_chain", "-certfile", pin, "-nointern"],
+        Path(signer_cert),
+    )
+
+
+def _openssl_verify(signed_der: bytes, trust: list[str], signer: Path | None) -> bytes:
+    """Run `openssl cms -verify -binary -inform DER` with the `trust` arguments (CA file, pinned
+    signer) on a temporary copy of the message; the content, or a one-line `CmsError`."""
     openssl = shutil.which("openssl")
     if openssl is None:
         raise CmsError("the openssl command is needed to verify the signature; install openssl")
@@ -221,19 +256,32 @@ def verify_with_openssl(signed_der: bytes, ca_file: Path, signer: Path | None = 
                 "DER",
                 "-in",
                 str(signed_path),
-                "-CAfile",
-                str(ca_file),
+                *trust,
                 "-out",
                 str(content_path),
-                *(["-certfile", str(signer), "-nointern"] if signer else []),
             ],
             capture_output=True,
             text=True,
             check=False,
         )
         if result.returncode != 0:
-            raise CmsError(
-                "signature verification failed: "
-                + (result.stderr.strip().splitlines() or ["no detail"])[0][:200]
-            )
+            raise CmsError(_verify_failure(result.stderr, signer))
         return content_path.read_bytes()
+
+
+def _verify_failure(stderr: str, signer: Path | None) -> str:
+    """One line from openssl's output: its first line, plus the reason of its last error line
+    (`...:error:<code>:<library>:<function>:<reason>:<file>:<line>:<detail>`), which says what
+    actually failed, e.g. `signer certificate not found` for a message someone else signed."""
+    lines = stderr.strip().splitlines() or ["no detail"]
+    reason = ""
+    for line in reversed(lines):
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[1] == "error":
+            detail = ":".join(parts[8:]).strip()
+            reason = parts[5] + (f": {detail}" if detail else "")
+            break
+    if signer is not None and reason == "signer certificate not found":
+        reason = f"not signed with {signer.name}: {reason}"
+    message = f"signature verification failed: {lines[0]}" + (f" ({reason})" if reason else "")
+    return message[:300]

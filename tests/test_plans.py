@@ -101,7 +101,7 @@ def test_standard_without_income_by_hand():
         6,
     )
     assert result["schedule"] == [2_001] * 5 + [1_996]  # 12,001 - 5 * 2,001
-    assert result["version"] == "1"
+    assert result["version"] == "2"  # rules-2.yaml: section 3 is unchanged from version 1
 
 
 def test_capacity_exactly_at_the_standard_amount_is_standard():

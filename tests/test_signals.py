@@ -138,7 +138,7 @@ def test_the_signal_file_and_its_manifest(hub):
     ]
     manifest = json.loads((folder / "signals.manifest.json").read_text())
     assert manifest["gemeente_code"] == "GM0363" and manifest["row_count"] == 1
-    assert manifest["rules_version"] == "1" and manifest["run_date"] == "2026-11-22"
+    assert manifest["rules_version"] == "2" and manifest["run_date"] == "2026-11-22"
     assert manifest["format_version"] == 2
     import hashlib
 

@@ -1,5 +1,10 @@
 -- grain: one row per person who meets a signal reason in the run, with what was decided
--- (rules.md section 4): signalled, suppressed_repeat (cool-down) or excluded (debt assistance).
+-- (rules.md sections 4 and 5), in this order: held_deceased (a gemeente reported the person
+-- deceased), excluded (debt assistance on a claim, or help reported by a gemeente within
+-- $exclusion_days of its status_date), held_not_resident (every gemeente of the person's claims
+-- said the person does not live there), suppressed_repeat (cool-down: $cooldown_days, or
+-- $feedback_cooldown_days after no_help_wanted), else signalled. gemeente_code: where the
+-- signal goes (the usual routing among the gemeenten not reported not_resident).
 with per_partner as (
     select
         claims.person_id,
@@ -31,10 +36,33 @@ crisis as (
     group by claims.person_id
 ),
 
+gemeente_counts as (
+    select
+        claims.person_id,
+        claims.gemeente_code,
+        count(*) as claims_there
+    from claims
+    group by claims.person_id, claims.gemeente_code
+),
+
+routed as (
+    -- the gemeente on most of the person's claims; ties go to the smallest code; leaving out
+    -- the gemeenten that reported the person not resident
+    select
+        gemeente_counts.person_id,
+        arg_min(
+            gemeente_counts.gemeente_code,
+            (-gemeente_counts.claims_there, gemeente_counts.gemeente_code)
+        ) as gemeente_code
+    from gemeente_counts
+    left join feedback_effects as effects on gemeente_counts.person_id = effects.person_id
+    where not coalesce(list_contains(effects.not_resident_in, gemeente_counts.gemeente_code), false)
+    group by gemeente_counts.person_id
+),
+
 candidates as (
     select
         persons.person_id,
-        persons.gemeente_code,
         persons.partners,
         persons.arrears_cents,
         persons.outstanding_cents,
@@ -45,11 +73,22 @@ candidates as (
         crisis.crisis,
         coalesce(qualifying.qualifying_partners, cast([] as varchar[])) as qualifying_partners,
         coalesce(len(qualifying.qualifying_partners), 0) >= 2 as multi_arrears,
-        coalesce(proposals.outcome = 'refer', false) as no_capacity
+        coalesce(proposals.outcome = 'refer', false) as no_capacity,
+        coalesce(routed.gemeente_code, persons.gemeente_code) as gemeente_code,
+        routed.gemeente_code is null as not_resident_anywhere,
+        coalesce(routed.gemeente_code <> persons.gemeente_code, false) as rerouted,
+        coalesce(effects.deceased, false) as deceased,
+        coalesce(
+            date_diff('day', effects.helped_on, cast($run_date as date)) <= $exclusion_days,
+            false
+        ) as helped,
+        coalesce(effects.no_help_wanted, false) as no_help_wanted
     from persons
     inner join crisis on persons.person_id = crisis.person_id
     left join qualifying on persons.person_id = qualifying.person_id
     left join plan_proposals as proposals on persons.person_id = proposals.person_id
+    left join routed on persons.person_id = routed.person_id
+    left join feedback_effects as effects on persons.person_id = effects.person_id
 ),
 
 last_signal as (
@@ -69,9 +108,14 @@ judged as (
         candidates.*,
         coalesce(
             date_diff('day', last_signal.last_signal_date, cast($run_date as date))
-            <= $cooldown_days,
+            <= if(candidates.no_help_wanted, $feedback_cooldown_days, $cooldown_days),
             false
         ) as in_cooldown,
+        coalesce(
+            date_diff('day', last_signal.last_signal_date, cast($run_date as date))
+            > $cooldown_days,
+            false
+        ) as beyond_usual_cooldown,
         coalesce(
             -- the qualifying partners gained one since the last signal
             not list_has_all(last_signal.last_partners, candidates.qualifying_partners)
@@ -95,12 +139,19 @@ select
     judged.plan_outcome,
     judged.plan_monthly_cents,
     judged.crisis,
+    judged.rerouted,
     cast($run_date as date) as run_date,
     case
-        when judged.debt_assistance then 'excluded'
+        when judged.deceased then 'held_deceased'
+        when judged.debt_assistance or judged.helped then 'excluded'
+        when judged.not_resident_anywhere then 'held_not_resident'
         when judged.in_cooldown and not judged.escalates then 'suppressed_repeat'
         else 'signalled'
     end as decision,
+    -- which feedback effect decided (for the monitoring): help reported (and no partner's
+    -- debt-assistance flag), a repeat held back only by the longer cool-down
+    judged.helped and not judged.debt_assistance as excluded_after_help,
+    judged.in_cooldown and judged.beyond_usual_cooldown as longer_cooldown,
     concat_ws(
         '|',
         case when judged.multi_arrears then 'MULTI_ARREARS' end,

@@ -1,0 +1,396 @@
+"""Feedback from gemeenten: the hub's intake, and what the feedback counts for on a run date.
+
+A gemeente sends back what became of its signals (interfaces.md section 6) as
+`<data-dir>/feedback/<GMxxxx>/feedback-<YYYY-MM-DD>.csv.p7s`: the CSV inside CMS SignedData by
+its own certificate (`cri-overlap feedback` makes it). Each night, before the signals are
+decided, `take_in` reads every file it has not taken in before (by gemeente and sha256, so a
+re-sent file with new content counts and the same bytes again change nothing) and
+
+1. refuses, with one line naming the file, anything not signed by exactly that gemeente's
+   certificate (`<certs>/gemeenten/<GM>.crt`) or that breaks the `feedback` contract (checked
+   by Great Expectations, like a partner's delivery: `pipelines.ingest.check_csv`); a refused
+   file stays where it is and is reported again each night until it is replaced or removed;
+2. ignores, listed by line, rows about a signal that was not sent to that gemeente (looked up
+   in the ledger of the date in the signal id);
+3. appends the rest, with the hub's own person id and the partners that qualified for the
+   signal, to the append-only feedback ledger `feedback_ledger/<intake id>/` (one folder per
+   intake, renamed into place whole, so a killed run takes the same files in again next time).
+
+The gemeente's CSV is never kept by the hub beyond its checked rows; reasons and results stay
+on the hub: they reach the analysts as monitoring counts (suppressed in the `agg_` tables) and
+the partners only as counts of picked-up and not-picked-up signals (`partner_counts`).
+
+`standing` turns the ledger into the statuses that count on a run date (rules.md section 5:
+dated on or before it, about a signal of that date or earlier, the latest status_date per
+signal), and `effects` into what they change for each person; `pipelines.signals` applies them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines.contracts import load_contract
+from pipelines.dialect import DUCKDB_COPY_CSV
+from pipelines.errors import CriError
+from pipelines.feedback_file import FEEDBACK_NAME_PATTERN, SIGNAL_ID_PATTERN
+from pipelines.fileio import (
+    replace_atomically,
+    sha256_file,
+    temporary_sibling,
+    write_json_atomically,
+)
+from pipelines.ingest import check_csv, printable
+from pipelines.layout import Layout
+from pipelines.ledger import delivered_files, ledger_dates
+from pipelines.records import export_manifest_path, read_json, write_record
+from pipelines.sql import (
+    connect,
+    copy_query,
+    copy_to,
+    create_table,
+    parquet_view,
+    query,
+    relation,
+)
+from privacy.cms import CmsError, verify_signed_by
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_CONTRACT = ("feedback", "1.0.0")
+GEMEENTE_FOLDER = re.compile(r"^GM[0-9]{4}$")
+INTAKE_RECORD = "intake.json"
+ROWS_FILE = "feedback.parquet"
+MAX_FILE_BYTES = 64 * 1024 * 1024
+EXAMPLES = 5
+
+
+class FeedbackError(CriError):
+    """The feedback ledger cannot be written or read."""
+
+
+@dataclass(frozen=True)
+class FeedbackFile:
+    """What the intake did with one file: `accepted` (its rows taken in; `ignored` of them
+    were about signals not sent to this gemeente) or `refused` (nothing taken in; `reason`)."""
+
+    gemeente: str
+    file: str  # path under the data directory
+    status: str
+    rows: int = 0
+    ignored: int = 0
+    ignored_lines: list[int] = field(default_factory=list)
+    reason: str | None = None
+
+    def line(self) -> str:
+        """One line for the run output and the report."""
+        if self.status == "refused":
+            return f"feedback {printable(self.file)}: REFUSED, {self.reason}"
+        said = f"feedback {printable(self.file)}: {self.rows:,} row(s) taken in"
+        if self.ignored:
+            lines = ", ".join(map(str, self.ignored_lines[:EXAMPLES]))
+            said += (
+                f"; {self.ignored:,} ignored: about signals not sent to {self.gemeente} "
+                f"(line{'s' if self.ignored > 1 else ''} {lines}"
+                f"{' and more' if self.ignored > EXAMPLES else ''})"
+            )
+        return said
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "gemeente": self.gemeente,
+            "file": self.file,
+            "status": self.status,
+            "rows": self.rows,
+            "ignored": self.ignored,
+            "ignored_lines": self.ignored_lines[:EXAMPLES],
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class FeedbackIntake:
+    """One night's intake: every new file's outcome, and the ledger folder written (if any)."""
+
+    files: list[FeedbackFile]
+    folder: Path | None = None
+
+    @property
+    def refused(self) -> list[FeedbackFile]:
+        return [f for f in self.files if f.status == "refused"]
+
+    @property
+    def rows(self) -> int:
+        return sum(f.rows for f in self.files)
+
+
+def feedback_ledger(data_dir: Path) -> Path:
+    return Layout(data_dir).feedback_ledger
+
+
+def feedback_files(data_dir: Path) -> list[Path]:
+    """Every intake's rows file of the feedback ledger, oldest intake first."""
+    root = feedback_ledger(data_dir)
+    return sorted(p for p in root.glob(f"[0-9]*/{ROWS_FILE}") if p.is_file())
+
+
+def _taken_in(data_dir: Path) -> set[tuple[str, str]]:
+    """(gemeente, sha256) of every file an earlier intake accepted."""
+    seen = set()
+    for record in feedback_ledger(data_dir).glob(f"[0-9]*/{INTAKE_RECORD}"):
+        for entry in read_json(record).get("files", []):
+            seen.add((entry["gemeente"], entry["sha256"]))
+    return seen
+
+
+def _inbox_files(layout: Layout) -> list[tuple[str, Path]]:
+    """(gemeente, file) for every file in a gemeente's feedback folder, in name order."""
+    found = []
+    if not layout.feedback.is_dir():
+        return found
+    for folder in sorted(layout.feedback.iterdir()):
+        if folder.is_dir() and not folder.is_symlink() and GEMEENTE_FOLDER.match(folder.name):
+            found += [
+                (folder.name, p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")
+            ]
+    return found
+
+
+def take_in(data_dir: Path, certs: Path, run_date: dt.date) -> FeedbackIntake:
+    """Take in every feedback file not taken in before (see the module docstring)."""
+    layout = Layout(Path(data_dir))
+    seen = _taken_in(layout.data_dir)
+    contract = load_contract(*FEEDBACK_CONTRACT)
+    outcomes: list[FeedbackFile] = []
+    accepted: list[tuple[FeedbackFile, str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="cri-feedback-") as tmp:
+        for gemeente, path in _inbox_files(layout):
+            relative = path.relative_to(layout.data_dir).as_posix()
+            refusal = _refusal(path)
+            if refusal is None:
+                digest = sha256_file(path)
+                if (gemeente, digest) in seen:
+                    continue  # the same bytes again: nothing new
+                try:
+                    content = verify_signed_by(
+                        path.read_bytes(), certs / "gemeenten" / f"{gemeente}.crt"
+                    )
+                except CmsError as exc:
+                    refusal = _not_signed(gemeente, certs, exc)
+            if refusal is not None:
+                outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=refusal))
+                continue
+            work = Path(tempfile.mkdtemp(dir=tmp))
+            rows, refusal = _checked_rows(work, content, contract, relative)
+            if refusal is not None:
+                outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=refusal))
+                continue
+            resolved = _resolve(layout.data_dir, gemeente, relative, digest, rows)
+            ignored = [int(r["line"]) for r in resolved.to_pylist() if r["signal_date"] is None]
+            outcome = FeedbackFile(
+                gemeente, relative, "accepted", rows.num_rows - len(ignored), len(ignored), ignored
+            )
+            outcomes.append(outcome)
+            accepted.append((outcome, digest, resolved))
+    folder = _record(layout, run_date, accepted) if accepted else None
+    return FeedbackIntake(outcomes, folder)
+
+
+def _refusal(path: Path) -> str | None:
+    """Why a file in a gemeente's folder is not even read, if so."""
+    if path.is_symlink() or not path.is_file():
+        return "not a regular file (symbolic links and folders are not read); send the file itself"
+    if not FEEDBACK_NAME_PATTERN.fullmatch(path.name):
+        return "not a feedback file name; name it feedback-<YYYY-MM-DD>.csv.p7s"
+    if path.stat().st_size > MAX_FILE_BYTES:
+        return (
+            f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; send the feedback in smaller files"
+        )
+    return None
+
+
+def _not_signed(gemeente: str, certs: Path, exc: CmsError) -> str:
+    cert = certs / "gemeenten" / f"{gemeente}.crt"
+    if not cert.is_file():
+        return (
+            f"the hub has no certificate for {gemeente} ({cert}) to verify it with; "
+            "install the gemeente's certificate there"
+        )
+    return (
+        f"not signed by {gemeente}'s certificate ({_first_line(exc)}); sign it with "
+        f"`cri-overlap feedback --gemeente {gemeente}` and the gemeente's own key and certificate"
+    )
+
+
+def _checked_rows(work: Path, content: bytes, contract: Any, label: str) -> tuple[Any, str | None]:
+    """The file's rows once its CSV passes the contract (Arrow), or why it does not."""
+    csv_path = work / "feedback.csv"
+    csv_path.write_bytes(content)
+    database = work / "feedback.duckdb"
+    rows, violations = check_csv(database, csv_path, contract, label.replace("/", "-"))
+    if not violations and rows == 0:
+        return None, "the file has no rows; send feedback about at least one signal"
+    if violations:
+        first = violations[0]
+        more = f"; {len(violations) - 1} more rule(s) broken" if len(violations) > 1 else ""
+        return None, (f"breaks contract {contract.name} {contract.version}: {first.detail()}{more}")
+    with duckdb.connect(str(database), read_only=True) as con:
+        return con.sql("select * from delivery_staged order by line").to_arrow_table(), None
+
+
+def _resolve(data_dir: Path, gemeente: str, file: str, digest: str, rows: Any) -> Any:
+    """Each row with the signal it is about, if that signal was sent to `gemeente`."""
+    dates = set()
+    for signal_id in rows.column("signal_id").to_pylist():
+        match = SIGNAL_ID_PATTERN.fullmatch(signal_id)
+        try:
+            dates.add(dt.datetime.strptime(match["date"], "%Y%m%d").date())
+        except (AttributeError, ValueError):
+            continue
+    ledger_files = delivered_files(data_dir, "signals", sorted(dates))
+    with connect() as con:
+        con.register("checked_rows", rows)
+        if ledger_files:
+            create_table(
+                con, "feedback/sent_signals", {"ledger_files": [str(p) for p in ledger_files]}
+            )
+        else:
+            create_table(con, "feedback/sent_signals_none", table="sent_signals")
+        parameters = {"gemeente": gemeente, "file": file, "sha256": digest}
+        return relation(con, "feedback/feedback_resolved", parameters).to_arrow_table()
+
+
+def _record(
+    layout: Layout, run_date: dt.date, accepted: list[tuple[FeedbackFile, str, Any]]
+) -> Path:
+    """Append one intake folder: the rows about sent signals, then the record of the files
+    taken in; built under a hidden name and renamed into place whole."""
+    now = dt.datetime.now(dt.UTC)
+    intake_id = f"{now:%Y%m%dT%H%M%S%fZ}"
+    root = layout.feedback_ledger
+    for leftover in root.glob(".*.tmp"):
+        shutil.rmtree(leftover, ignore_errors=True)  # an intake killed half-way
+    work = root / f".{intake_id}.tmp"
+    work.mkdir(parents=True)
+    with connect() as con:
+        for number, (_, _, resolved) in enumerate(accepted):
+            con.register(f"resolved_{number}", resolved)
+        union = " union all ".join(
+            f"select * from resolved_{n} where signal_date is not null"
+            for n in range(len(accepted))
+        )
+        copy_query(
+            con,
+            f"select *, cast($intake_id as varchar) as intake_id from ({union})",
+            work / ROWS_FILE,
+            {"intake_id": intake_id},
+        )
+    write_record(
+        work / INTAKE_RECORD,
+        {
+            "intake_id": intake_id,
+            "run_date": run_date.isoformat(),
+            "taken_in_at": now.isoformat(timespec="seconds"),
+            "files": [dict(outcome.as_dict(), sha256=digest) for outcome, digest, _ in accepted],
+        },
+    )
+    os.rename(work, root / intake_id)
+    return root / intake_id
+
+
+def standing(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date) -> None:
+    """Table `feedback_standing`: per signal, the status that counts on `run_date`."""
+    files = feedback_files(data_dir)
+    if files:
+        create_table(
+            con,
+            "feedback/feedback_standing",
+            {"feedback_files": [str(p) for p in files], "run_date": run_date},
+        )
+    else:
+        create_table(con, "feedback/feedback_standing_none", table="feedback_standing")
+
+
+def effects(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date, policy: dict[str, Any]
+) -> None:
+    """Tables `feedback_standing` and `feedback_effects` (per person: deceased, helped_on,
+    no_help_wanted, not_resident_in) for the run on `run_date`."""
+    standing(con, data_dir, run_date)
+    create_table(
+        con,
+        "feedback/feedback_effects",
+        {"exclusion_results": list(policy["feedback"]["exclusion_results"])},
+    )
+
+
+def write_partner_feedback(
+    data_dir: Path, folder: Path, outbox: Path, run_date: dt.date
+) -> list[Path]:
+    """Per partner, `<outbox>/partners/<PARTNER>/feedback.csv` (+ manifest): per month of
+    signal_date, the signals in which the partner qualified and how many of them stand as
+    picked up or not picked up on `run_date`. The only feedback a partner ever gets: counts,
+    never a reason or a result (interfaces.md section 6). `folder` holds tonight's tables."""
+    tonight = Path(folder) / "signal_partners.parquet"
+    if not tonight.is_file():
+        return []
+    dates = [d for d in ledger_dates(data_dir) if d < run_date]
+    ledger_files = delivered_files(data_dir, "signal_partners", dates)
+    written = []
+    with connect() as con:
+        if ledger_files:
+            create_table(
+                con,
+                "feedback/signal_partners_delivered",
+                {
+                    "ledger_files": [str(p) for p in ledger_files],
+                    "tonight_file": str(tonight),
+                    "run_date": run_date,
+                },
+                table="signal_partners",
+            )
+        else:
+            parquet_view(con, "signal_partners", [tonight])
+        standing(con, data_dir, run_date)
+        since = dates[0] if dates else run_date
+        create_table(con, "publish/partner_feedback", {"as_of": run_date, "since": since})
+        partners = [r[0] for r in query(con, "feedback/partner_feedback_partners").fetchall()]
+        for partner in partners:
+            target = Path(outbox) / "partners" / partner / "feedback.csv"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            temporary = temporary_sibling(target)
+            copy_to(
+                con,
+                "feedback/partner_feedback_rows",
+                temporary,
+                {"partner": partner},
+                DUCKDB_COPY_CSV,
+            )
+            rows = query(con, "feedback/partner_feedback_count", {"partner": partner}).fetchone()[0]
+            replace_atomically(temporary, target)
+            write_json_atomically(
+                export_manifest_path(target),
+                {
+                    "partner": partner,
+                    "run_date": run_date.isoformat(),
+                    "file": target.name,
+                    "sha256": sha256_file(target),
+                    "row_count": rows,
+                },
+            )
+            written.append(target)
+    return written
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else type(exc).__name__

@@ -1,0 +1,10 @@
+-- grain: one row per signal delivered on the ledger dates named by the feedback's signal ids
+-- (a rerun re-delivers the same signal ids: the latest delivery counts)
+select
+    sent.signal_id,
+    sent.run_date as signal_date,
+    sent.person_id,
+    sent.gemeente_code,
+    sent.qualifying_partners
+from read_parquet($ledger_files, filename = true) as sent
+qualify row_number() over (partition by sent.signal_id order by sent.filename desc) = 1
