@@ -4,7 +4,8 @@
 The nightly batch of **cri-overlap** for one extract date: the DAG run's logical date.
 
 `find_deliveries` → `ingest` (mapped: one task per delivered dataset, independent, a bad one
-never blocks the others) → `link` → `plans` → `signals` → `publish` → `report`.
+never blocks the others) → `link` → `plans` → `feedback` (what gemeenten sent back about
+their signals, verified and taken in) → `signals` → `publish` → `report`.
 
 Night after night: a missing or rejected dataset is carried forward (listed as stale in the
 `link` and `publish` logs and the report); a run of an older date (a rerun, a backfill with

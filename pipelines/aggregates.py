@@ -57,15 +57,19 @@ def agg_signal_monitoring(con: duckdb.DuckDBPyConnection, contract: Contract) ->
     frame = relation(con, "publish/signal_monitoring_by_date").pl()
     rows = []
     for (run_date,), part in frame.group_by("run_date", maintain_order=True):
+        # a measure the night did not record (null: delivered before the contract had it) is
+        # left out, not shown as 0
         values = {
             (g, m): int(v)
             for g, *vs in part.select(["gemeente_code", *measures]).rows()
             for m, v in zip(measures, vs, strict=True)
+            if v is not None
         }
         gemeenten = sorted({g for g, _ in values})
-        for m in measures:
-            values[("ALL", m)] = sum(values[(g, m)] for g in gemeenten)
-        groups = [(("ALL", m), [(g, m) for g in gemeenten]) for m in measures]
+        recorded = [m for m in measures if any((g, m) in values for g in gemeenten)]
+        for m in recorded:
+            values[("ALL", m)] = sum(values.get((g, m), 0) for g in gemeenten)
+        groups = [(("ALL", m), [(g, m) for g in gemeenten if (g, m) in values]) for m in recorded]
         withheld = suppress(values, groups)
         rows += [
             (run_date, g, m, None if (g, m) in withheld else v, (g, m) in withheld)

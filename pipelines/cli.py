@@ -351,6 +351,7 @@ def run(
         )
         out.print(overlap_table(summary.snapshot, date))
         out.print(plans_table(summary.plans))
+        _print_feedback(summary)
         _print_signals(summary)
         out.print(f"analysts' database: {summary.snapshot}")
         out.print(f"run report: {summary.report}")
@@ -386,6 +387,8 @@ def incomplete_lines(summary: RunSummary) -> list[str]:
             )
     if summary.delivery is not None and summary.delivery.note:
         lines.append(summary.delivery.note)
+    if summary.feedback is not None:
+        lines += [f.line() for f in summary.feedback.refused]
     if summary.rederived:
         lines.append(
             "later dates derived again (their carried-forward data changed): "
@@ -394,14 +397,42 @@ def incomplete_lines(summary: RunSummary) -> list[str]:
     return lines
 
 
+def _print_feedback(summary: RunSummary) -> None:
+    """The feedback files taken in tonight (refused ones go to stderr with the other
+    problems of the night, `incomplete_lines`)."""
+    intake = summary.feedback
+    if intake is None or not intake.files:
+        return
+    for outcome in intake.files:
+        if outcome.status != "refused":
+            out.print(outcome.line(), highlight=False, soft_wrap=True, markup=False)
+
+
+def feedback_effect_text(counts: dict[str, int]) -> str:
+    """What the gemeenten' feedback changed on the run, for the run's output line; empty when
+    nothing (rules.md section 5)."""
+    parts = [
+        (counts.get("excluded_after_help", 0), "excluded after help reported by a gemeente"),
+        (counts.get("suppressed_no_help_wanted", 0), "held back by the longer cool-down"),
+        (counts.get("held_deceased", 0), "held back: reported deceased"),
+        (counts.get("held_not_resident", 0), "held back: not resident in any gemeente left"),
+        (counts.get("rerouted", 0), "re-routed after not_resident"),
+    ]
+    return "; ".join(f"{n:,} {text}" for n, text in parts if n)
+
+
 def _print_signals(summary: RunSummary) -> None:
     signals, delivery = summary.signals, summary.delivery
     reasons = ", ".join(f"{k} {v:,}" for k, v in signals.by_reason.items())
     out.print(
         f"signals: {signals.signals:,} for {len(signals.gemeenten)} gemeenten ({reasons}); "
         f"{signals.excluded:,} excluded (debt assistance), "
-        f"{signals.suppressed_repeats:,} held back by the cool-down"
+        f"{signals.suppressed_repeats:,} held back by the cool-down",
+        soft_wrap=True,
     )
+    effects = feedback_effect_text(signals.feedback)
+    if effects:
+        out.print(f"feedback from gemeenten: {effects}", soft_wrap=True, markup=False)
     if not delivery.signals_delivered:
         out.print(f"signal files NOT delivered: {delivery.note}", soft_wrap=True, markup=False)
         return
@@ -498,6 +529,27 @@ class StageProgress:
         out.print(f"[dim][{position}/{len(self.names)}] {name} done in {seconds:.1f} s[/dim]")
         if self.progress is not None:
             self.progress.update(self.task, completed=position)
+
+
+def funnel_table(snapshot: Path) -> Table:
+    """What became of the signals, nationally (the snapshot's signal_funnel, 'ALL' rows)."""
+    import duckdb
+
+    from pipelines.sql import query
+
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        result = query(con, "cli/funnel")
+        measures = [d[0].replace("_", " ") for d in result.description][1:]
+        rows = result.fetchall()
+    # one column per month, so that the table fits a terminal however many measures
+    table = Table(
+        "month signalled",
+        *(f"{month:%Y-%m}" for month, *_ in rows),
+        title="what became of the signals (national)",
+    )
+    for position, measure in enumerate(measures, start=1):
+        table.add_row(measure, *(f"{row[position]:,}" for row in rows))
+    return table
 
 
 def plans_table(plans: PlanSummary) -> Table:
@@ -661,18 +713,46 @@ def demo(
     seed: int = 7,
     quiet: QuietOption = False,
 ) -> None:
-    """Synth + pseudonymise + run every stage on a small default, then a summary."""
-    from pipelines.demo import deliver_demo_night, demo_settings, ensure_demo_certificates
+    """Two nights of synth + pseudonymise + every stage on a small default, with feedback from
+    a few gemeenten between them; then a summary."""
+    from pipelines.demo import (
+        FIRST_NIGHT_BEFORE,
+        deliver_demo_night,
+        demo_settings,
+        ensure_demo_certificates,
+        feedback_gemeenten,
+        send_demo_feedback,
+    )
     from pipelines.reference import gemeenten as reference_gemeenten
 
     settings = demo_settings(Settings.resolve(data_dir=data_dir).data_dir)
     root = settings.data_dir
     extract_date = date or dt.date.today()
+    first_date = extract_date - dt.timedelta(days=FIRST_NIGHT_BEFORE)
     with _progress(
         quiet, "demo: issuing gemeente certificates (first run only)", len(reference_gemeenten())
     ) as advance:
         ensure_demo_certificates(root, on_progress=advance)
-    with _progress(quiet, "demo: synthesising and pseudonymising persons", persons) as advance:
+    with _progress(
+        quiet, f"demo night 1 ({first_date}): synthesising and pseudonymising", persons
+    ) as advance:
+        deliver_demo_night(
+            root, persons=persons, extract_date=first_date, seed=seed, on_progress=advance
+        )
+    first = _run_with_progress(first_date, settings, quiet, show_datasets=False)
+    out.print(f"demo night 1, {first_date}:")
+    _print_signals(first)
+    sent = feedback_gemeenten(first)
+    files = send_demo_feedback(root, first, sent)
+    out.print(
+        f"between the nights, {len(files)} gemeenten opened their signal files and sent back "
+        "what became of each signal (signed feedback): "
+        + ", ".join(f"{code} ({n:,} signals)" for code, n in sent),
+        soft_wrap=True,
+    )
+    with _progress(
+        quiet, f"demo night 2 ({extract_date}): synthesising and pseudonymising", persons
+    ) as advance:
         landing, deliveries = deliver_demo_night(
             root, persons=persons, extract_date=extract_date, seed=seed, on_progress=advance
         )
@@ -706,7 +786,9 @@ def demo(
     out.print(table)
     out.print(overlap_table(night.snapshot, extract_date))
     out.print(plans_table(night.plans))
+    _print_feedback(night)
     _print_signals(night)
+    out.print(funnel_table(night.snapshot))
     out.print(f"landing zone: {landing}")
     out.print(f"analysts' database: {night.snapshot}")
     _print_demo_next_steps(night, settings)
@@ -756,6 +838,14 @@ def _print_demo_next_steps(night: RunSummary, settings: Settings) -> None:
             f"{night.signals.outbox / code / 'signals.csv.p7m'} --key {keys / code}.key "
             f"--cert {keys / code}.crt --ca {keys / 'ca.crt'} "
             f"--out {gemeente_side / code / f'signals-{night.run_date}.csv'}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        out.print(
+            f"send {code}'s feedback on its signals (docs/feedback.md), as that gemeente would:\n"
+            f"  cri-overlap feedback --gemeente {code} --in FEEDBACK.csv --key {keys / code}.key "
+            f"--cert {keys / code}.crt --out "
+            f"{settings.layout.feedback / code / f'feedback-{dt.date.today()}.csv.p7s'}",
             soft_wrap=True,
             highlight=False,
         )

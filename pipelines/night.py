@@ -101,6 +101,11 @@ class Night:
         return self.results.get("plans")
 
     @property
+    def feedback(self) -> Any:
+        """The night's feedback intake (`pipelines.feedback.FeedbackIntake`)."""
+        return self.results.get("feedback")
+
+    @property
     def signals(self) -> Any:
         return self.results.get("signals")
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 import os
 import shutil
 from pathlib import Path
@@ -527,3 +528,61 @@ def test_a_file_without_a_certificate_at_the_hub_is_refused(one_night):
     (outcome,) = night.results["feedback"].files
     assert outcome.status == "refused" and "no certificate for GM0363" in outcome.reason
     shutil.rmtree(hub.data / "feedback")
+
+
+# ---------------------------------------------------------------- from analytics 1.5.0 to 1.6.0
+
+NEW_MONITORING_COLUMNS = (
+    "with_identity",
+    "excluded_after_help",
+    "suppressed_no_help_wanted",
+    "held_deceased",
+    "held_not_resident",
+    "rerouted",
+)
+
+
+def as_if_published_under_1_5_0(hub: Hub, date: dt.date) -> None:
+    """Make `date` look as a hub before this version left it: its ledger monitoring and its
+    published partition without the new columns, the partition recorded under 1.5.0, and no
+    signal_partners."""
+    old = ", ".join(NEW_MONITORING_COLUMNS)
+    files = [
+        *(hub.data / "ledger" / date.isoformat()).glob("*/signal_monitoring.parquet"),
+        *(hub.data / "warehouse" / "history" / date.isoformat()).glob(
+            "*/signal_monitoring.parquet"
+        ),
+    ]
+    for path in files:
+        frame = duckdb.sql(
+            f"select * exclude ({old}) from read_parquet($f)", params={"f": str(path)}
+        ).pl()
+        frame.write_parquet(path)
+    for path in (hub.data / "ledger" / date.isoformat()).glob("*/signal_partners.parquet"):
+        path.unlink()
+    for record in (hub.data / "warehouse" / "history" / date.isoformat()).glob("*/version.json"):
+        document = json.loads(record.read_text())
+        document["contract"] = "analytics-1.5.0"
+        document["tables"] = [t for t in document["tables"] if t != "signal_partners"]
+        (record.parent / "signal_partners.parquet").unlink(missing_ok=True)
+        record.write_text(json.dumps(document))
+
+
+def test_a_hub_upgraded_from_1_5_0_reads_its_older_nights_with_nulls(one_night):
+    """Older partitions are not rewritten: the views read them with nulls for the columns
+    added since (known from the contract version each was published under), a republish of an
+    older date from its older ledger files adds them as nulls, and the funnel counts on."""
+    hub = one_night
+    as_if_published_under_1_5_0(hub, D1)
+    hub.run(days(D1, 1))
+    hub.run(D1)  # a rerun of the older date: published again from its 1.5.0 ledger files
+    rows = hub.snapshot(
+        "select run_date, signals, held_deceased, with_identity from signal_monitoring "
+        "where gemeente_code = 'GM0363' order by run_date"
+    )
+    assert rows == [(D1, 10, None, None), (days(D1, 1), 0, 0, 0)]
+    assert hub.snapshot(
+        "select signals, with_identity from signal_funnel where gemeente_code = 'ALL'"
+    ) == [(10, 0)]
+    # signal_partners only from the night delivered under 1.6.0 (none qualified: all repeats)
+    assert hub.snapshot("select count(*) from signal_partners") == [(0,)]

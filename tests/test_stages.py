@@ -22,7 +22,7 @@ FOLDERS = ("staging", "linked", "quarantine", "outbox", "reports", "warehouse", 
 
 
 def test_the_stages_in_pipeline_order_each_with_what_it_reads_and_writes():
-    assert STAGE_NAMES == ("ingest", "link", "plans", "signals", "publish", "report")
+    assert STAGE_NAMES == ("ingest", "link", "plans", "feedback", "signals", "publish", "report")
     for stage in STAGES:
         assert stage.reads and stage.writes and callable(stage.run), stage.name
     assert [s.name for s in STAGES if s.fan_out] == ["ingest"]
