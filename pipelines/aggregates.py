@@ -144,5 +144,5 @@ def _insert(
     if not rows:
         return
     con.register("suppressed_rows", _rows_table((*keys, "value", "suppressed"), rows))
-    con.execute(f"insert into {table} by name select * from suppressed_rows")
+    run_script(con, f"publish/{table}_insert")
     con.unregister("suppressed_rows")

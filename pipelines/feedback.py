@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from pipelines.contracts import load_contract
 from pipelines.dialect import DUCKDB_COPY_CSV
@@ -55,7 +56,6 @@ from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.records import export_manifest_path, read_json, write_record
 from pipelines.sql import (
     connect,
-    copy_query,
     copy_to,
     create_table,
     parquet_view,
@@ -242,9 +242,9 @@ def _checked_rows(work: Path, content: bytes, contract: Any, label: str) -> tupl
     if violations:
         first = violations[0]
         more = f"; {len(violations) - 1} more rule(s) broken" if len(violations) > 1 else ""
-        return None, (f"breaks contract {contract.name} {contract.version}: {first.detail()}{more}")
+        return None, f"breaks contract {contract.name} {contract.version}: {first.detail()}{more}"
     with duckdb.connect(str(database), read_only=True) as con:
-        return con.sql("select * from delivery_staged order by line").to_arrow_table(), None
+        return relation(con, "feedback/checked_rows").to_arrow_table(), None
 
 
 def _resolve(data_dir: Path, gemeente: str, file: str, digest: str, rows: Any) -> Any:
@@ -282,18 +282,8 @@ def _record(
     work = root / f".{intake_id}.tmp"
     work.mkdir(parents=True)
     with connect() as con:
-        for number, (_, _, resolved) in enumerate(accepted):
-            con.register(f"resolved_{number}", resolved)
-        union = " union all ".join(
-            f"select * from resolved_{n} where signal_date is not null"
-            for n in range(len(accepted))
-        )
-        copy_query(
-            con,
-            f"select *, cast($intake_id as varchar) as intake_id from ({union})",
-            work / ROWS_FILE,
-            {"intake_id": intake_id},
-        )
+        con.register("resolved_rows", pa.concat_tables([resolved for _, _, resolved in accepted]))
+        copy_to(con, "feedback/intake_rows", work / ROWS_FILE, {"intake_id": intake_id})
     write_record(
         work / INTAKE_RECORD,
         {

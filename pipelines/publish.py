@@ -46,7 +46,7 @@ from pipelines.history import (
 from pipelines.layout import Layout
 from pipelines.ledger import ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, linked_dates
-from pipelines.sql import connect, create_table, relation
+from pipelines.sql import connect, create_table, relation, run_script
 from pipelines.stage_contracts import (
     check_tables,
     comment_statements,
@@ -250,7 +250,7 @@ def _feedback_tables(
     for table, rows in tables.items():
         empty_table(con, contract, table)
         con.register("counted", rows)
-        con.execute(f"insert into {table} by name select * from counted")
+        run_script(con, f"publish/{table}_insert")
         con.unregister("counted")
     agg_signal_funnel(con, contract)
     agg_partner_feedback(con, contract)

@@ -2,11 +2,14 @@
 
 Deliveries accepted and rejected (with the rule and remedy), the overlap heatmap (partner x
 partner), persons by number of agencies, plan outcomes, signals per gemeente (top 20) and per
-reason, the signals held back (cool-down, exclusion, or not delivered) and why, persistence,
-stage timings in pipeline order, and the contract results (the Great Expectations validation
-results kept under `reports/<date>/validation/`). Charts are inline SVG and the CSS is inline, so
-the file opens from disk with no network. Everything comes from the published snapshot and the
-run's own records: pseudonymised counts only, never a person id or a pseudonym.
+reason, the signals held back and why (cool-down, exclusion, and what gemeenten reported back:
+deceased, not resident, help, no help wanted; rules.md section 5), what became of the signals
+(the national funnel and each partner's picked-up share, from the gemeenten's feedback),
+persistence, stage timings in pipeline order, and the contract results (the Great Expectations
+validation results kept under `reports/<date>/validation/`). Charts are inline SVG and the CSS
+is inline, so the file opens from disk with no network. Everything comes from the published
+snapshot and the run's own records: pseudonymised counts only, never a person id, a pseudonym
+or what a gemeente reported about one signal.
 
 This module only gathers plain data: the queries are `sql/report/*.sql`, the page and each chart
 are Jinja2 templates under `pipelines/templates/` (autoescaped, so a partner's folder name or a
@@ -135,14 +138,64 @@ def _identities(layout: Layout, run_date: dt.date) -> list[int] | None:
     return [sum(n for n, _ in counts.values()), sum(m for _, m in counts.values())]
 
 
-def _held_back(con: Any, layout: Layout, run_date: dt.date) -> list[tuple[str, int]]:
-    """(reason, persons) the run did not signal: from the run's own monitoring file, since the
-    snapshot keeps the monitoring of delivered nights only. None known without that file."""
+def _held_back(con: Any, layout: Layout, run_date: dt.date) -> list[tuple[str, str, int]]:
+    """(reason, kind, persons) the run did not signal, with the parts of a reason ('of_which')
+    and the re-routed signals ('information'): from the run's own monitoring file, since the
+    snapshot keeps the monitoring of delivered nights only (and a night not delivered is held
+    back whole). None known without that file."""
     monitoring = layout.linked_date(run_date) / MONITORING_FILE
     if not monitoring.is_file():
         return []
     parameters = {"run_date": run_date, "monitoring_file": str(monitoring)}
-    return [(r, int(n)) for r, n in query(con, "report/held_back", parameters).fetchall()]
+    return [(r, k, int(n)) for r, k, n in query(con, "report/held_back", parameters).fetchall()]
+
+
+# (column of signal_funnel, label): the funnel narrows in this order (the contract's
+# funnel_narrows rule); the not-picked-up statuses are a breakdown beside it, not a step
+FUNNEL = (
+    ("signals", "signals sent"),
+    ("with_identity", "with a sealed identity"),
+    ("feedback_received", "feedback received"),
+    ("picked_up", "picked up"),
+    ("contact_made", "contact made"),
+    ("help_started", "help started"),
+)
+NOT_PICKED_UP = (
+    ("unjustified", "unjustified"),
+    ("repeats", "repeat signal"),
+    ("not_resident", "not resident"),
+    ("deceased", "deceased"),
+)
+
+
+def _month(value: dt.date | None) -> str:
+    return f"{value:%Y-%m}" if value else ""
+
+
+def _feedback(con: Any) -> dict[str, Any]:
+    """What became of the signals, from the snapshot's own tables (as of its newest run date,
+    which is not always the report's date: a date run late reports the newest picture): the
+    national funnel summed over the months, and per partner the picked-up share. `received` is
+    False while no gemeente has reported on any signal, so the page says so instead of drawing
+    charts of zeros."""
+    as_of, first, last, *counts = query(con, "report/signal_funnel").fetchone()
+    columns = [column for column, _ in (*FUNNEL, *NOT_PICKED_UP)]
+    national = {column: int(n) for column, n in zip(columns, counts, strict=True)}
+    partners = [
+        (partner, int(signals), int(picked_up), int(not_picked_up), percent)
+        for partner, signals, picked_up, not_picked_up, percent in query(
+            con, "report/partner_feedback"
+        ).fetchall()
+    ]
+    return {
+        "received": national["feedback_received"] > 0,
+        "as_of": as_of.isoformat() if as_of else "",
+        "months": _month(first) if first == last else f"{_month(first)} to {_month(last)}",
+        "signals": national["signals"],
+        "funnel": [(label, national[column]) for column, label in FUNNEL],
+        "not_picked_up": [(label, national[column]) for column, label in NOT_PICKED_UP],
+        "partners": partners,
+    }
 
 
 TONIGHT_FROM_LINKED = ("persons", "claims", "plan_proposals")
@@ -176,10 +229,21 @@ def _from_snapshot(layout: Layout, run_date: dt.date) -> dict[str, Any]:
                 (f"{names.get(g, g)} ({g})", n) for g, n in rows("signals_per_gemeente")
             ],
             "held_back": _held_back(con, layout, run_date),
+            "feedback": _feedback(con),
         }
     claims, persons = run[0][:2] if run else (0, 0)
     multi = sum(n for k, n in counts if k >= 2)
     return {**facts, "claims": claims, "persons": persons, "multi": multi, "run": run}
+
+
+def _policy_days() -> dict[str, int]:
+    """The periods the held-back reasons name (rules.md sections 4 and 5), from the policy."""
+    policy = load_policy()
+    return {
+        "cooldown": int(policy["signals"]["cooldown_days"]),
+        "feedback_cooldown": int(policy["feedback"]["cooldown_days"]),
+        "exclusion": int(policy["feedback"]["exclusion_days"]),
+    }
 
 
 def render_report(
@@ -201,7 +265,7 @@ def render_report(
             accepted=accepted,
             rejected=rejected,
             night=_night(run[0] if run else None),
-            cooldown_days=int(load_policy()["signals"]["cooldown_days"]),
+            days=_policy_days(),
             stage_seconds=list((stage_seconds or {}).items()),
             contracts=_contract_results(layout, run_date),
             identities=_identities(layout, run_date),

@@ -586,3 +586,22 @@ def test_a_hub_upgraded_from_1_5_0_reads_its_older_nights_with_nulls(one_night):
     ) == [(10, 0)]
     # signal_partners only from the night delivered under 1.6.0 (none qualified: all repeats)
     assert hub.snapshot("select count(*) from signal_partners") == [(0,)]
+
+
+def test_the_readme_maps_every_ddas_label_as_the_code_does():
+    from pipelines.feedback_file import DDAS_RESULT_LABELS, DDAS_STATUS_LABELS
+    from pipelines.settings import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text("utf-8")
+    rows = [
+        (column, label, code)
+        for column, label, code in (
+            (cells[0], cells[1], cells[2].strip("`"))
+            for line in readme.splitlines()
+            if line.startswith(("| status |", "| result |"))
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]
+        )
+    ]
+    assert rows == [("status", label, code) for label, code in DDAS_STATUS_LABELS.items()] + [
+        ("result", label, code) for label, code in DDAS_RESULT_LABELS.items()
+    ]
