@@ -40,6 +40,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from pipelines.contract_runner import run_rules
+from pipelines.contract_sql import delivery_rules, delivery_views
 from pipelines.contracts import load_contract
 from pipelines.dialect import DUCKDB_COPY_CSV
 from pipelines.errors import CriError
@@ -50,7 +52,7 @@ from pipelines.fileio import (
     temporary_sibling,
     write_json_atomically,
 )
-from pipelines.ingest import check_csv, printable
+from pipelines.ingest import Violation, parse_csv, printable
 from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.records import export_manifest_path, read_json, write_record
@@ -61,6 +63,7 @@ from pipelines.sql import (
     parquet_view,
     query,
     relation,
+    run_script,
 )
 from privacy.cms import CmsError, verify_signed_by
 
@@ -165,44 +168,126 @@ def _inbox_files(layout: Layout) -> list[tuple[str, Path]]:
     return found
 
 
+@dataclass
+class _Verified:
+    """A file whose signature holds, waiting for the contract check."""
+
+    gemeente: str
+    file: str
+    digest: str
+    content: bytes
+
+
 def take_in(data_dir: Path, certs: Path, run_date: dt.date) -> FeedbackIntake:
     """Take in every feedback file not taken in before (see the module docstring)."""
     layout = Layout(Path(data_dir))
     seen = _taken_in(layout.data_dir)
-    contract = load_contract(*FEEDBACK_CONTRACT)
     outcomes: list[FeedbackFile] = []
+    verified: list[_Verified] = []
+    for gemeente, path in _inbox_files(layout):
+        relative = path.relative_to(layout.data_dir).as_posix()
+        refusal = _refusal(path)
+        if refusal is None:
+            digest = sha256_file(path)
+            if (gemeente, digest) in seen:
+                continue  # the same bytes again: nothing new
+            try:
+                content = verify_signed_by(
+                    path.read_bytes(), certs / "gemeenten" / f"{gemeente}.crt"
+                )
+            except CmsError as exc:
+                refusal = _not_signed(gemeente, certs, exc)
+        if refusal is not None:
+            outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=refusal))
+        else:
+            verified.append(_Verified(gemeente, relative, digest, content))
     accepted: list[tuple[FeedbackFile, str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="cri-feedback-") as tmp:
-        for gemeente, path in _inbox_files(layout):
-            relative = path.relative_to(layout.data_dir).as_posix()
-            refusal = _refusal(path)
-            if refusal is None:
-                digest = sha256_file(path)
-                if (gemeente, digest) in seen:
-                    continue  # the same bytes again: nothing new
-                try:
-                    content = verify_signed_by(
-                        path.read_bytes(), certs / "gemeenten" / f"{gemeente}.crt"
-                    )
-                except CmsError as exc:
-                    refusal = _not_signed(gemeente, certs, exc)
-            if refusal is not None:
-                outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=refusal))
-                continue
-            work = Path(tempfile.mkdtemp(dir=tmp))
-            rows, refusal = _checked_rows(work, content, contract, relative)
-            if refusal is not None:
-                outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=refusal))
-                continue
-            resolved = _resolve(layout.data_dir, gemeente, relative, digest, rows)
-            ignored = [int(r["line"]) for r in resolved.to_pylist() if r["signal_date"] is None]
-            outcome = FeedbackFile(
-                gemeente, relative, "accepted", rows.num_rows - len(ignored), len(ignored), ignored
-            )
-            outcomes.append(outcome)
-            accepted.append((outcome, digest, resolved))
+    for item, (rows, refusal) in zip(verified, _check_all(verified), strict=True):
+        if refusal is not None:
+            outcomes.append(FeedbackFile(item.gemeente, item.file, "refused", reason=refusal))
+            continue
+        resolved = _resolve(layout.data_dir, item.gemeente, item.file, item.digest, rows)
+        ignored = [int(r["line"]) for r in resolved.to_pylist() if r["signal_date"] is None]
+        outcome = FeedbackFile(
+            item.gemeente,
+            item.file,
+            "accepted",
+            rows.num_rows - len(ignored),
+            len(ignored),
+            ignored,
+        )
+        outcomes.append(outcome)
+        accepted.append((outcome, item.digest, resolved))
+    outcomes.sort(key=lambda o: o.file)
     folder = _record(layout, run_date, accepted) if accepted else None
     return FeedbackIntake(outcomes, folder)
+
+
+def _check_all(verified: list[_Verified]) -> list[tuple[Any, str | None]]:
+    """Per file, its rows once its CSV passes the `feedback` contract (Arrow, with each row's
+    line in its file), or why not. The files are parsed one by one, as a partner's delivery is,
+    and their rows checked together in one Great Expectations run (its cost is per run, not
+    per row: about a second, which per file would make a night of many files slow); a rule that
+    fails is looked up per file in DuckDB with the very query GX ran."""
+    if not verified:
+        return []
+    contract = load_contract(*FEEDBACK_CONTRACT)
+    results: dict[int, tuple[Any, str | None]] = {}
+    with tempfile.TemporaryDirectory(prefix="cri-feedback-") as tmp:
+        database = Path(tmp) / "feedback.duckdb"
+        with connect(database) as con:
+            run_script(con, "privacy/bsn_macros")
+            run_script(con, "feedback/feedback_text")
+            offset = 0
+            for number, item in enumerate(verified):
+                csv_path = Path(tmp) / f"{number}.csv"
+                csv_path.write_bytes(item.content)
+                rows, violations = parse_csv(con, csv_path, contract)
+                if violations:
+                    results[number] = (None, _contract_refusal(contract, violations))
+                elif rows == 0:
+                    results[number] = (None, "the file has no rows; send feedback about a signal")
+                else:
+                    run_script(con, "feedback/collect_text", {"offset": offset, "file_no": number})
+                    offset += rows
+            con.execute("drop table if exists delivery_text")
+            run_script(con, "feedback/checked_text")
+            for statement in delivery_views(contract):
+                con.execute(statement)
+        rules = delivery_rules(contract, parameters={})
+        report = run_rules(database, rules, contract=contract, suite_name="feedback")
+        with connect(database) as con:
+            failed = {f.rule for f in report.failures}
+            broken = _broken_per_file(con, [r for r in rules if r.name in failed])
+            for number in range(len(verified)):
+                if number in results:
+                    continue
+                if number in broken:
+                    results[number] = (None, _contract_refusal(contract, broken[number]))
+                else:
+                    rows = relation(con, "feedback/checked_rows", {"file_no": number})
+                    results[number] = (rows.to_arrow_table(), None)
+    return [results[number] for number in range(len(verified))]
+
+
+def _broken_per_file(
+    con: duckdb.DuckDBPyConnection, rules: list[Any]
+) -> dict[int, list[Violation]]:
+    """The violations of each file, for the rules the night's check found broken."""
+    broken: dict[int, list[Violation]] = {}
+    for rule in rules:
+        con.sql(rule.query.format(batch="delivery")).create_view("offending", replace=True)
+        for file_no, rows, lines in query(con, "feedback/offending_lines").fetchall():
+            broken.setdefault(file_no, []).append(
+                Violation(rule.name, rule.description, rows, list(lines))
+            )
+    return broken
+
+
+def _contract_refusal(contract: Any, violations: list[Violation]) -> str:
+    first = violations[0]
+    more = f"; {len(violations) - 1} more rule(s) broken" if len(violations) > 1 else ""
+    return f"breaks contract {contract.name} {contract.version}: {first.detail()}{more}"
 
 
 def _refusal(path: Path) -> str | None:
@@ -229,22 +314,6 @@ def _not_signed(gemeente: str, certs: Path, exc: CmsError) -> str:
         f"not signed by {gemeente}'s certificate ({_first_line(exc)}); sign it with "
         f"`cri-overlap feedback --gemeente {gemeente}` and the gemeente's own key and certificate"
     )
-
-
-def _checked_rows(work: Path, content: bytes, contract: Any, label: str) -> tuple[Any, str | None]:
-    """The file's rows once its CSV passes the contract (Arrow), or why it does not."""
-    csv_path = work / "feedback.csv"
-    csv_path.write_bytes(content)
-    database = work / "feedback.duckdb"
-    rows, violations = check_csv(database, csv_path, contract, label.replace("/", "-"))
-    if not violations and rows == 0:
-        return None, "the file has no rows; send feedback about at least one signal"
-    if violations:
-        first = violations[0]
-        more = f"; {len(violations) - 1} more rule(s) broken" if len(violations) > 1 else ""
-        return None, f"breaks contract {contract.name} {contract.version}: {first.detail()}{more}"
-    with duckdb.connect(str(database), read_only=True) as con:
-        return relation(con, "feedback/checked_rows").to_arrow_table(), None
 
 
 def _resolve(data_dir: Path, gemeente: str, file: str, digest: str, rows: Any) -> Any:
