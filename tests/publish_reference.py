@@ -42,7 +42,9 @@ def full_rebuild(data_dir: Path) -> duckdb.DuckDBPyConnection:
         else:
             empty_table(con, contract, table)
     delivered = ledger_dates(data_dir)
-    for table, sql in zip(FROM_LEDGER, (LATEST_SIGNAL, LATEST_MONITORING), strict=True):
+    # signal_partners (contract 1.6.0) is per run date like the monitoring
+    latest = (LATEST_SIGNAL, LATEST_MONITORING, LATEST_MONITORING)
+    for table, sql in zip(FROM_LEDGER, latest, strict=True):
         files = [str(f) for f in delivered_files(data_dir, table, delivered)]
         if files:
             con.execute(f"create table {table} as {sql}", {"files": files})
