@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/sealing.py
+	$(BIN)/python bench/feedback.py
 
 # A local Airflow (standalone: SQLite, no example DAGs, no login) with this project's DAG,
 # pointed at the demo data dir; the demo runs first when there is no demo data yet.

@@ -40,12 +40,14 @@ def gemeente_certificates(codes: list[str], log=print) -> Path:
     `bench/data/` (issuing some 340 RSA keys takes half a minute)."""
     root = DATA / "sealing-certs"
     stamp = root / "ready.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == codes:
+    # since issue 16 a gemeente's certificate also signs (feedback): older caches are issued again
+    expected = {"codes": codes, "key_usage": "digital_signature+key_encipherment"}
+    if stamp.exists() and json.loads(stamp.read_text()) == expected:
         return root / "hub" / "gemeenten"
     shutil.rmtree(root, ignore_errors=True)
     log(f"issuing {len(codes)} gemeente certificates (cached in {root})")
     create_demo_certificates(root / "hub", root / "gemeente-side", codes)
-    stamp.write_text(json.dumps(codes))
+    stamp.write_text(json.dumps(expected))
     return root / "hub" / "gemeenten"
 
 

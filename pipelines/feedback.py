@@ -39,6 +39,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipelines.contract_runner import run_rules
 from pipelines.contract_sql import delivery_rules, delivery_views
@@ -201,38 +202,44 @@ def take_in(data_dir: Path, certs: Path, run_date: dt.date) -> FeedbackIntake:
             outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=refusal))
         else:
             verified.append(_Verified(gemeente, relative, digest, content))
-    accepted: list[tuple[FeedbackFile, str, Any]] = []
-    for item, (rows, refusal) in zip(verified, _check_all(verified), strict=True):
-        if refusal is not None:
-            outcomes.append(FeedbackFile(item.gemeente, item.file, "refused", reason=refusal))
-            continue
-        resolved = _resolve(layout.data_dir, item.gemeente, item.file, item.digest, rows)
-        ignored = [int(r["line"]) for r in resolved.to_pylist() if r["signal_date"] is None]
-        outcome = FeedbackFile(
-            item.gemeente,
-            item.file,
-            "accepted",
-            rows.num_rows - len(ignored),
-            len(ignored),
-            ignored,
-        )
-        outcomes.append(outcome)
-        accepted.append((outcome, item.digest, resolved))
+    refusals, checked = _check_all(verified)
+    for number, refusal in sorted(refusals.items()):
+        item = verified[number]
+        outcomes.append(FeedbackFile(item.gemeente, item.file, "refused", reason=refusal))
+    passed = [(n, item) for n, item in enumerate(verified) if n not in refusals]
+    resolved = _resolve(layout.data_dir, passed, checked) if passed else None
+    if resolved is not None:
+        for number, item in passed:
+            counts = resolved.filter(pc.equal(resolved["file_no"], number))
+            ignored = counts.filter(pc.is_null(counts["signal_date"]))["line"].to_pylist()
+            outcomes.append(
+                FeedbackFile(
+                    item.gemeente,
+                    item.file,
+                    "accepted",
+                    counts.num_rows - len(ignored),
+                    len(ignored),
+                    sorted(ignored),
+                )
+            )
     outcomes.sort(key=lambda o: o.file)
-    folder = _record(layout, run_date, accepted) if accepted else None
+    folder = None
+    if resolved is not None:
+        taken = [o for o in outcomes if o.status == "accepted"]
+        digests = {item.file: item.digest for _, item in passed}
+        folder = _record(layout, run_date, taken, digests, resolved)
     return FeedbackIntake(outcomes, folder)
 
 
-def _check_all(verified: list[_Verified]) -> list[tuple[Any, str | None]]:
-    """Per file, its rows once its CSV passes the `feedback` contract (Arrow, with each row's
-    line in its file), or why not. The files are parsed one by one, as a partner's delivery is,
-    and their rows checked together in one Great Expectations run (its cost is per run, not
-    per row: about a second, which per file would make a night of many files slow); a rule that
-    fails is looked up per file in DuckDB with the very query GX ran."""
-    if not verified:
-        return []
+def _check_all(verified: list[_Verified]) -> tuple[dict[int, str], Any]:
+    """Which files break the `feedback` contract and why (by position in `verified`), and the
+    rows of all the others (Arrow: `file_no`, each row's `line` in its file, the typed
+    columns). The files are parsed one by one, as a partner's delivery is, and their rows
+    checked together in one Great Expectations run (its cost is per run, about a second, which
+    per file would make a night of many files slow); a rule that fails is looked up per file in
+    DuckDB with the very query GX ran."""
     contract = load_contract(*FEEDBACK_CONTRACT)
-    results: dict[int, tuple[Any, str | None]] = {}
+    refusals: dict[int, str] = {}
     with tempfile.TemporaryDirectory(prefix="cri-feedback-") as tmp:
         database = Path(tmp) / "feedback.duckdb"
         with connect(database) as con:
@@ -244,9 +251,9 @@ def _check_all(verified: list[_Verified]) -> list[tuple[Any, str | None]]:
                 csv_path.write_bytes(item.content)
                 rows, violations = parse_csv(con, csv_path, contract)
                 if violations:
-                    results[number] = (None, _contract_refusal(contract, violations))
+                    refusals[number] = _contract_refusal(contract, violations)
                 elif rows == 0:
-                    results[number] = (None, "the file has no rows; send feedback about a signal")
+                    refusals[number] = "the file has no rows; send feedback about a signal"
                 else:
                     run_script(con, "feedback/collect_text", {"offset": offset, "file_no": number})
                     offset += rows
@@ -258,16 +265,14 @@ def _check_all(verified: list[_Verified]) -> list[tuple[Any, str | None]]:
         report = run_rules(database, rules, contract=contract, suite_name="feedback")
         with connect(database) as con:
             failed = {f.rule for f in report.failures}
-            broken = _broken_per_file(con, [r for r in rules if r.name in failed])
-            for number in range(len(verified)):
-                if number in results:
-                    continue
-                if number in broken:
-                    results[number] = (None, _contract_refusal(contract, broken[number]))
-                else:
-                    rows = relation(con, "feedback/checked_rows", {"file_no": number})
-                    results[number] = (rows.to_arrow_table(), None)
-    return [results[number] for number in range(len(verified))]
+            for number, violations in _broken_per_file(
+                con, [r for r in rules if r.name in failed]
+            ).items():
+                refusals[number] = _contract_refusal(contract, violations)
+            rows = relation(
+                con, "feedback/checked_rows", {"refused": sorted(refusals)}
+            ).to_arrow_table()
+    return refusals, rows
 
 
 def _broken_per_file(
@@ -316,30 +321,42 @@ def _not_signed(gemeente: str, certs: Path, exc: CmsError) -> str:
     )
 
 
-def _resolve(data_dir: Path, gemeente: str, file: str, digest: str, rows: Any) -> Any:
-    """Each row with the signal it is about, if that signal was sent to `gemeente`."""
+def _resolve(data_dir: Path, passed: list[tuple[int, _Verified]], checked: Any) -> Any:
+    """Every checked row with the signal it is about, if that signal was sent to the gemeente
+    of its file (else signal_date is null: the row is ignored). The ledger is read once for the
+    whole intake, only the dates the signal ids name."""
     dates = set()
-    for signal_id in rows.column("signal_id").to_pylist():
+    for signal_id in pc.unique(checked["signal_id"]).to_pylist():
         match = SIGNAL_ID_PATTERN.fullmatch(signal_id)
         try:
             dates.add(dt.datetime.strptime(match["date"], "%Y%m%d").date())
         except (AttributeError, ValueError):
             continue
+    files = pa.Table.from_pylist(
+        [
+            {"file_no": n, "gemeente_code": item.gemeente, "file": item.file, "sha256": item.digest}
+            for n, item in passed
+        ]
+    )
     ledger_files = delivered_files(data_dir, "signals", sorted(dates))
     with connect() as con:
-        con.register("checked_rows", rows)
+        con.register("checked_rows", checked)
+        con.register("intake_files", files)
         if ledger_files:
             create_table(
                 con, "feedback/sent_signals", {"ledger_files": [str(p) for p in ledger_files]}
             )
         else:
             create_table(con, "feedback/sent_signals_none", table="sent_signals")
-        parameters = {"gemeente": gemeente, "file": file, "sha256": digest}
-        return relation(con, "feedback/feedback_resolved", parameters).to_arrow_table()
+        return relation(con, "feedback/feedback_resolved").to_arrow_table()
 
 
 def _record(
-    layout: Layout, run_date: dt.date, accepted: list[tuple[FeedbackFile, str, Any]]
+    layout: Layout,
+    run_date: dt.date,
+    taken: list[FeedbackFile],
+    digests: dict[str, str],
+    resolved: Any,
 ) -> Path:
     """Append one intake folder: the rows about sent signals, then the record of the files
     taken in; built under a hidden name and renamed into place whole."""
@@ -351,7 +368,7 @@ def _record(
     work = root / f".{intake_id}.tmp"
     work.mkdir(parents=True)
     with connect() as con:
-        con.register("resolved_rows", pa.concat_tables([resolved for _, _, resolved in accepted]))
+        con.register("resolved_rows", resolved)
         copy_to(con, "feedback/intake_rows", work / ROWS_FILE, {"intake_id": intake_id})
     write_record(
         work / INTAKE_RECORD,
@@ -359,7 +376,7 @@ def _record(
             "intake_id": intake_id,
             "run_date": run_date.isoformat(),
             "taken_in_at": now.isoformat(timespec="seconds"),
-            "files": [dict(outcome.as_dict(), sha256=digest) for outcome, digest, _ in accepted],
+            "files": [dict(outcome.as_dict(), sha256=digests[outcome.file]) for outcome in taken],
         },
     )
     os.rename(work, root / intake_id)
