@@ -106,7 +106,7 @@ def deliver_night(
     layout = Layout(data_dir)
     work = fresh_folder(layout.outbox_work(run_date))
     write_partner_exports(folder, work, run_date)
-    write_partner_feedback(data_dir, folder, work, run_date)
+    write_partner_feedback(data_dir, folder, work, run_date, delivered=decision.signals)
     delivered: list[str] = []
     waiting: list[str] = []
     reason = None

@@ -61,7 +61,6 @@ from pipelines.sql import (
     connect,
     copy_to,
     create_table,
-    parquet_view,
     query,
     relation,
     run_script,
@@ -71,7 +70,7 @@ from privacy.cms import CmsError, verify_signed_by
 log = logging.getLogger(__name__)
 
 FEEDBACK_CONTRACT = ("feedback", "1.0.0")
-GEMEENTE_FOLDER = re.compile(r"^GM[0-9]{4}$")
+GEMEENTE_FOLDER = re.compile(r"GM[0-9]{4}")
 INTAKE_RECORD = "intake.json"
 ROWS_FILE = "feedback.parquet"
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -98,7 +97,8 @@ class FeedbackFile:
     def line(self) -> str:
         """One line for the run output and the report."""
         if self.status == "refused":
-            return f"feedback {printable(self.file)}: REFUSED, {self.reason}"
+            # the reason can quote the file's content (a header): gemeente input, never raw
+            return f"feedback {printable(self.file)}: REFUSED, {printable(self.reason or '')}"
         said = f"feedback {printable(self.file)}: {self.rows:,} row(s) taken in"
         if self.ignored:
             lines = ", ".join(map(str, self.ignored_lines[:EXAMPLES]))
@@ -162,7 +162,7 @@ def _inbox_files(layout: Layout) -> list[tuple[str, Path]]:
     if not layout.feedback.is_dir():
         return found
     for folder in sorted(layout.feedback.iterdir()):
-        if folder.is_dir() and not folder.is_symlink() and GEMEENTE_FOLDER.match(folder.name):
+        if folder.is_dir() and not folder.is_symlink() and GEMEENTE_FOLDER.fullmatch(folder.name):
             found += [
                 (folder.name, p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")
             ]
@@ -187,21 +187,11 @@ def take_in(data_dir: Path, certs: Path, run_date: dt.date) -> FeedbackIntake:
     verified: list[_Verified] = []
     for gemeente, path in _inbox_files(layout):
         relative = path.relative_to(layout.data_dir).as_posix()
-        refusal = _refusal(path)
-        if refusal is None:
-            digest = sha256_file(path)
-            if (gemeente, digest) in seen:
-                continue  # the same bytes again: nothing new
-            try:
-                content = verify_signed_by(
-                    path.read_bytes(), certs / "gemeenten" / f"{gemeente}.crt"
-                )
-            except CmsError as exc:
-                refusal = _not_signed(gemeente, certs, exc)
-        if refusal is not None:
-            outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=refusal))
-        else:
-            verified.append(_Verified(gemeente, relative, digest, content))
+        found = _verify(gemeente, path, relative, certs, seen)
+        if isinstance(found, _Verified):
+            verified.append(found)
+        elif found is not None:
+            outcomes.append(FeedbackFile(gemeente, relative, "refused", reason=found))
     refusals, checked = _check_all(verified)
     for number, refusal in sorted(refusals.items()):
         item = verified[number]
@@ -249,6 +239,7 @@ def _check_all(verified: list[_Verified]) -> tuple[dict[int, str], Any]:
             for number, item in enumerate(verified):
                 csv_path = Path(tmp) / f"{number}.csv"
                 csv_path.write_bytes(item.content)
+                run_script(con, "feedback/forget_parse_errors")
                 rows, violations = parse_csv(con, csv_path, contract)
                 if violations:
                     refusals[number] = _contract_refusal(contract, violations)
@@ -295,13 +286,37 @@ def _contract_refusal(contract: Any, violations: list[Violation]) -> str:
     return f"breaks contract {contract.name} {contract.version}: {first.detail()}{more}"
 
 
+def _verify(
+    gemeente: str, path: Path, relative: str, certs: Path, seen: set[tuple[str, str]]
+) -> _Verified | str | None:
+    """The file with its content once its signature holds; else why it is refused (one
+    line); None for the same bytes taken in before (nothing new)."""
+    refusal = _refusal(path)
+    if refusal is not None:
+        return refusal
+    try:
+        digest = sha256_file(path)
+        if (gemeente, digest) in seen:
+            return None
+        content = verify_signed_by(path.read_bytes(), certs / "gemeenten" / f"{gemeente}.crt")
+    except CmsError as exc:
+        return _not_signed(gemeente, certs, exc)
+    except OSError as exc:  # unreadable, or gone since it was listed: this file only
+        return f"cannot be read ({exc.strerror or type(exc).__name__}); send it again"
+    return _Verified(gemeente, relative, digest, content)
+
+
 def _refusal(path: Path) -> str | None:
     """Why a file in a gemeente's folder is not even read, if so."""
-    if path.is_symlink() or not path.is_file():
-        return "not a regular file (symbolic links and folders are not read); send the file itself"
+    try:
+        if path.is_symlink() or not path.is_file():
+            return "not a regular file (symbolic links and folders are not read); send the file"
+        size = path.stat().st_size
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__}); send it again"
     if not FEEDBACK_NAME_PATTERN.fullmatch(path.name):
         return "not a feedback file name; name it feedback-<YYYY-MM-DD>.csv.p7s"
-    if path.stat().st_size > MAX_FILE_BYTES:
+    if size > MAX_FILE_BYTES:
         return (
             f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; send the feedback in smaller files"
         )
@@ -383,14 +398,23 @@ def _record(
     return root / intake_id
 
 
-def standing(con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date) -> None:
-    """Table `feedback_standing`: per signal, the status that counts on `run_date`."""
+def standing(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, run_date: dt.date, *, own_signals: bool
+) -> None:
+    """Table `feedback_standing`: per signal, the status that counts on `run_date`; about the
+    signals of `run_date` itself too when `own_signals` (the monitoring: what is known of every
+    signal sent), never for the signal rules (`effects`)."""
     files = feedback_files(data_dir)
     if files:
+        before = run_date + dt.timedelta(days=1) if own_signals else run_date
         create_table(
             con,
             "feedback/feedback_standing",
-            {"feedback_files": [str(p) for p in files], "run_date": run_date},
+            {
+                "feedback_files": [str(p) for p in files],
+                "run_date": run_date,
+                "signals_before": before,
+            },
         )
     else:
         create_table(con, "feedback/feedback_standing_none", table="feedback_standing")
@@ -401,7 +425,7 @@ def effects(
 ) -> None:
     """Tables `feedback_standing` and `feedback_effects` (per person: deceased, helped_on,
     no_help_wanted, not_resident_in) for the run on `run_date`."""
-    standing(con, data_dir, run_date)
+    standing(con, data_dir, run_date, own_signals=False)
     create_table(
         con,
         "feedback/feedback_effects",
@@ -410,33 +434,24 @@ def effects(
 
 
 def write_partner_feedback(
-    data_dir: Path, folder: Path, outbox: Path, run_date: dt.date
+    data_dir: Path, folder: Path, outbox: Path, run_date: dt.date, *, delivered: bool
 ) -> list[Path]:
     """Per partner, `<outbox>/partners/<PARTNER>/feedback.csv` (+ manifest): per month of
-    signal_date, the signals in which the partner qualified and how many of them stand as
-    picked up or not picked up on `run_date`. The only feedback a partner ever gets: counts,
-    never a reason or a result (interfaces.md section 6). `folder` holds tonight's tables."""
-    tonight = Path(folder) / "signal_partners.parquet"
-    if not tonight.is_file():
-        return []
+    signal_date, the signals delivered in which the partner qualified and how many of them
+    stand as picked up or not picked up on `run_date`. The only feedback a partner ever gets:
+    counts, never a reason or a result (interfaces.md section 6). `folder` holds tonight's
+    tables, counted only when tonight's signals are `delivered`."""
     dates = [d for d in ledger_dates(data_dir) if d < run_date]
-    ledger_files = delivered_files(data_dir, "signal_partners", dates)
+    files = delivered_files(data_dir, "signal_partners", dates)
+    tonight = Path(folder) / "signal_partners.parquet"
+    if delivered and tonight.is_file():
+        files.append(tonight)
+    if not files:
+        return []
     written = []
     with connect() as con:
-        if ledger_files:
-            create_table(
-                con,
-                "feedback/signal_partners_delivered",
-                {
-                    "ledger_files": [str(p) for p in ledger_files],
-                    "tonight_file": str(tonight),
-                    "run_date": run_date,
-                },
-                table="signal_partners",
-            )
-        else:
-            parquet_view(con, "signal_partners", [tonight])
-        standing(con, data_dir, run_date)
+        create_table(con, "publish/signal_partners", {"ledger_files": [str(p) for p in files]})
+        standing(con, data_dir, run_date, own_signals=True)
         since = dates[0] if dates else run_date
         create_table(con, "publish/partner_feedback", {"as_of": run_date, "since": since})
         partners = [r[0] for r in query(con, "feedback/partner_feedback_partners").fetchall()]

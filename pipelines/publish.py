@@ -242,7 +242,7 @@ def _feedback_tables(
                     columns_of=_older_columns(contract, table, latest),
                 )
             )
-        standing(work, layout.data_dir, dates[-1])
+        standing(work, layout.data_dir, dates[-1], own_signals=True)
         tables = {
             table: relation(work, f"publish/{table}", parameters).to_arrow_table()
             for table in ("signal_funnel", "partner_feedback")

@@ -20,18 +20,25 @@ def is_small(count: int) -> bool:
     return 0 < count < SMALL_CELL
 
 
-def suppress(values: dict[Cell, int], groups: Iterable[tuple[Cell, list[Cell]]]) -> set[Cell]:
+def suppress(
+    values: dict[Cell, int],
+    groups: Iterable[tuple[Cell, list[Cell]]],
+    forced: Iterable[Cell] = (),
+) -> set[Cell]:
     """The cells (totals included) to withhold.
 
     Args:
         values: every cell and every total, by key.
         groups: (total key, keys of the cells that add up to it).
+        forced: cells to withhold whatever their value: totals of cells another published
+            table withholds (a month of a gemeente when one of its nights is withheld).
 
     Returns:
-        The withheld keys: primary (small) plus secondary (protecting the small ones).
+        The withheld keys: primary (small, or forced) plus secondary (protecting those).
     """
     groups = list(groups)
     withheld = {key for key, count in values.items() if is_small(count)}
+    withheld |= {key for key in forced if key in values}
     changed = True
     while changed:
         changed = False
@@ -39,7 +46,7 @@ def suppress(values: dict[Cell, int], groups: Iterable[tuple[Cell, list[Cell]]])
             group = [total, *members]
             if sum(key in withheld for key in group) != 1:
                 continue
-            published = [key for key in members if key not in withheld]
+            published = [key for key in members if key not in withheld] or [total]
             # Prefer a cell that hides something (non-zero), then the smallest.
             partner = min(published, key=lambda key: (values[key] == 0, values[key], str(key)))
             withheld.add(partner)

@@ -478,6 +478,14 @@ def test_refused_feedback_is_listed_and_the_run_goes_on(one_night):
         header + f"{sent['C']};2025-01-06;gone;\n{sent['L']};2025-01-06;open;quick_fix\n",
         "GM0363",
     )
+    # not CSV at all (a quote never closed), before the good file in the same night
+    write_signed(
+        hub,
+        "GM0363",
+        "feedback-2025-01-05.csv.p7s",
+        header + f'{sent["E"]};2025-01-06;"deceased;\n',
+        "GM0363",
+    )
     # not a feedback file name
     (hub.data / "feedback" / "GM0363" / "notes.txt").write_text("hello")
     night = hub.run(days(D1, 1))
@@ -497,6 +505,7 @@ def test_refused_feedback_is_listed_and_the_run_goes_on(one_night):
     assert malformed.status == "refused"
     assert "status_known" in malformed.reason and "1 more rule" in malformed.reason
     assert "not a feedback file name" in lines["notes.txt"].reason
+    assert "unparseable" in lines["feedback-2025-01-05.csv.p7s"].reason
     for outcome in night.results["feedback"].files:
         assert "\n" not in outcome.line() and sent["P"] not in outcome.line()
     # the run went on and the good file counted: P held as deceased; N not
@@ -507,6 +516,7 @@ def test_refused_feedback_is_listed_and_the_run_goes_on(one_night):
     again = hub.run(days(D1, 2)).results["feedback"]
     assert good.name not in {Path(f.file).name for f in again.files}
     assert {Path(f.file).name for f in again.refused} == {
+        "feedback-2025-01-05.csv.p7s",
         "feedback-2025-01-07.csv.p7s",
         "feedback-2025-01-08.csv.p7s",
         "feedback-2025-01-09.csv.p7s",
@@ -605,3 +615,80 @@ def test_the_readme_maps_every_ddas_label_as_the_code_does():
     assert rows == [("status", label, code) for label, code in DDAS_STATUS_LABELS.items()] + [
         ("result", label, code) for label, code in DDAS_RESULT_LABELS.items()
     ]
+
+
+def test_a_rerun_of_the_last_delivered_date_ignores_feedback_on_its_own_signals(one_night):
+    """Feedback about a date's own signals never changes them: the rerun re-delivers the same
+    signals to the same gemeenten (R is not re-routed under the same signal id), and the
+    gemeente's feedback about them is taken in for the next nights."""
+    hub = one_night
+    before = hub.decisions(D1)
+    sent = hub.signal_ids(D1)
+    hub.send(
+        "GM0363",
+        "feedback-2025-01-05.csv.p7s",
+        [
+            (sent["P"], D1, "deceased", ""),
+            (sent["H"], D1, "picked_up", "follow_up_help"),
+            (sent["R"], D1, "not_resident", ""),
+        ],
+    )
+    night = hub.run(D1)
+    assert hub.decisions(D1) == before and hub.signal_ids(D1) == sent
+    (taken,) = night.results["feedback"].files
+    assert (taken.rows, taken.ignored) == (3, 0)
+    made = hub.run(days(D1, 1))
+    held = hub.monitoring(days(D1, 1))["GM0363"]
+    assert (held["held_deceased"], held["excluded_after_help"]) == (1, 1)
+    assert made.exit_code == 0
+
+
+def test_partners_hear_only_of_signals_that_were_delivered(tmp_path):
+    """UWV delivered nothing within the staleness limit: no signal files that night, so the
+    partners' feedback files do not count its signals."""
+    hub = Hub(tmp_path)
+    deliver(hub.data / "landing", D1)
+    shutil.rmtree(hub.data / "landing" / D1.isoformat() / "UWV")
+    night = hub.run(D1)
+    assert not night.delivery.signals_delivered
+    assert not list((hub.data / "outbox").rglob("feedback.csv"))
+
+
+def test_a_withheld_night_withholds_its_month_in_the_funnel():
+    """GM0363 sent 12 signals on 3 March (shown) and 3 on 4 March (withheld in
+    agg_signal_monitoring): the funnel's March total of 15 would give the 3 away."""
+    from pipelines.aggregates import agg_signal_funnel
+    from pipelines.contracts import load_contract
+    from pipelines.stage_contracts import empty_table
+    from pipelines.versions import ANALYTICS_CONTRACT
+
+    contract = load_contract(*ANALYTICS_CONTRACT)
+    with duckdb.connect() as con:
+        con.execute(
+            "create table agg_signal_monitoring as select * from (values "
+            "(date '2026-03-03', 'GM0363', 'signals', 12, false), "
+            "(date '2026-03-04', 'GM0363', 'signals', null, true), "
+            "(date '2026-03-04', 'ALL', 'signals', null, true)) "
+            "as t(run_date, gemeente_code, measure, value, suppressed)"
+        )
+        empty_table(con, contract, "signal_funnel")
+        con.execute(
+            "insert into signal_funnel values "
+            "(date '2026-03-31', 'GM0363', date '2026-03-01', 15, 15, 0, 0, 0, 0, 0, 0, 0, 0), "
+            "(date '2026-03-31', 'ALL', date '2026-03-01', 15, 15, 0, 0, 0, 0, 0, 0, 0, 0)"
+        )
+        agg_signal_funnel(con, contract)
+        shown = con.execute(
+            "select gemeente_code, value, suppressed from agg_signal_funnel "
+            "where measure = 'signals' order by gemeente_code"
+        ).fetchall()
+    assert shown == [("ALL", None, True), ("GM0363", None, True)]
+
+
+def test_a_refusal_never_prints_control_characters():
+    from pipelines.feedback import FeedbackFile
+
+    line = FeedbackFile(
+        "GM0363", "feedback/GM0363/x", "refused", reason="column \x1b[31mEVIL"
+    ).line()
+    assert "\x1b" not in line and "\\x1b" in line

@@ -19,7 +19,10 @@ fed as (
             where standing.status like 'not\_picked\_up\_%' escape '\'
         ) as not_picked_up
     from feedback_standing as standing, unnest(standing.qualifying_partners) as qualified (partner)
-    where standing.signal_date >= cast($since as date)
+    where
+        standing.signal_date >= cast($since as date)
+        -- only nights that counted their signals per partner (contract 1.6.0 on)
+        and standing.signal_date in (select partners.run_date from signal_partners as partners)
     group by qualified.partner, month
 )
 
