@@ -24,12 +24,13 @@ from pipelines.delivery import DeliveryReport, decide, deliver_night
 from pipelines.errors import CriError
 from pipelines.evict import restore_selection
 from pipelines.faults import kill_point
+from pipelines.feedback import expire as expire_feedback
 from pipelines.layout import Layout
 from pipelines.link import link_run, linked_dates, refresh_persistence
 from pipelines.plans import plan_run
 from pipelines.records import RUN_RECORD, SELECTION_RECORD, read_json, read_optional, write_record
 from pipelines.recovery import fresh_folder, swap_in
-from pipelines.retention import expired_dates, remove_expired
+from pipelines.retention import cutoff, expired_dates, remove_expired
 from pipelines.sql import query
 from privacy.keys import KeyMaterial
 
@@ -98,6 +99,7 @@ def commit_and_deliver(
     final = swap_in(folder, layout.linked_date(run_date))
     kill_point("after_commit")
     remove_expired(layout, expired)  # recorded in run.json above, before anything goes
+    expire_feedback(layout, cutoff(layout, run_date))
     try:
         rederived = derive_later_dates(layout, run_date, key)
         marker.unlink()

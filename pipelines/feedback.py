@@ -46,6 +46,7 @@ from pipelines.contract_sql import delivery_rules, delivery_views
 from pipelines.contracts import load_contract
 from pipelines.dialect import DUCKDB_COPY_CSV
 from pipelines.errors import CriError
+from pipelines.faults import kill_point
 from pipelines.feedback_file import FEEDBACK_NAME_PATTERN, SIGNAL_ID_PATTERN
 from pipelines.fileio import (
     replace_atomically,
@@ -56,6 +57,7 @@ from pipelines.fileio import (
 from pipelines.ingest import Violation, parse_csv, printable
 from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
+from pipelines.policy import load_policy
 from pipelines.records import export_manifest_path, read_json, write_record
 from pipelines.sql import (
     connect,
@@ -485,3 +487,73 @@ def write_partner_feedback(
 def _first_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else type(exc).__name__
+
+
+EXPIRY_READY = ".expiry-ready"  # every rows file's new contents are written: replace them
+NEW_ROWS = ".feedback.parquet.new"
+
+
+def expire(layout: Layout, before: dt.date, seen: set[tuple[str, str]] | None = None) -> int:
+    """Retention (interfaces.md section 4): feedback about signals of run dates before `before`
+    goes, except a standing status whose effect lasts: `deceased` or `not_resident` (never
+    signalled again; never routed there again), and help or `no_help_wanted` while its
+    exclusion or longer cool-down may still run; and the gemeenten' files named before it that
+    were taken in go from `feedback/`. Returns the number of rows files rewritten.
+
+    Two phases, so a kill at any moment is finished by the next run as if it had not happened:
+    every affected rows file's new contents are written beside it first (from one reading of
+    the whole ledger, since what stands for a signal may depend on rows in other files), then
+    a marker, then the files are replaced; a marker found at the start finishes the replacing,
+    new contents without a marker are thrown away."""
+    root = layout.feedback_ledger
+    if (root / EXPIRY_READY).is_file():
+        _replace_expired(root)
+    for stray in root.glob(f"[0-9]*/{NEW_ROWS}"):
+        stray.unlink()
+    _expire_inbox(layout, before, _taken_in(layout.data_dir) if seen is None else seen)
+    files = [str(p) for p in feedback_files(layout.data_dir)]
+    if not files:
+        return 0
+    with connect() as con:
+        parameters = {"feedback_files": files, "before": before}
+        rules = load_policy()["feedback"]
+        create_table(
+            con,
+            "feedback/feedback_kept",
+            {
+                **parameters,
+                "lasting_results": [*rules["exclusion_results"], "no_help_wanted"],
+                "lasting_days": max(int(rules["exclusion_days"]), int(rules["cooldown_days"])),
+            },
+        )
+        affected = [r[0] for r in query(con, "feedback/expiring_files", parameters).fetchall()]
+        if not affected:
+            return 0
+        for file in affected:
+            copy_to(con, "feedback/kept_rows_of", Path(file).with_name(NEW_ROWS), {"file": file})
+    (root / EXPIRY_READY).touch()
+    kill_point("feedback_expiry_ready")
+    _replace_expired(root)
+    log.info("retention: feedback about signals before %s removed from %s", before, root)
+    return len(affected)
+
+
+def _replace_expired(root: Path) -> None:
+    for new in root.glob(f"[0-9]*/{NEW_ROWS}"):
+        os.replace(new, new.with_name(ROWS_FILE))
+    (root / EXPIRY_READY).unlink(missing_ok=True)
+
+
+def _expire_inbox(layout: Layout, before: dt.date, seen: set[tuple[str, str]]) -> None:
+    """The gemeenten' files named before `before` that were taken in (a refused one stays,
+    and is reported, until the gemeente replaces or removes it)."""
+    for gemeente, path in _inbox_files(layout):
+        match = FEEDBACK_NAME_PATTERN.fullmatch(path.name)
+        if match is None or path.is_symlink() or not path.is_file():
+            continue
+        try:
+            named = dt.date.fromisoformat(match["date"])
+        except ValueError:  # not a real date: refused by the intake, kept
+            continue
+        if named < before and (gemeente, sha256_file(path)) in seen:
+            path.unlink()

@@ -34,6 +34,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -692,3 +694,68 @@ def test_a_refusal_never_prints_control_characters():
         "GM0363", "feedback/GM0363/x", "refused", reason="column \x1b[31mEVIL"
     ).line()
     assert "\x1b" not in line and "\\x1b" in line
+
+
+def test_retention_keeps_of_old_signals_only_a_standing_deceased_or_not_resident(one_night):
+    """Feedback about signals of run dates the retention period drops goes, and the files
+    taken in and named before the cut go from the gemeente's folder; what lasts stays: a
+    standing deceased (P) or not_resident (R), and help whose exclusion still runs (H). A
+    deceased replaced by a later status (L) goes with the rest."""
+    from pipelines.feedback import expire
+    from pipelines.layout import Layout
+
+    hub = one_night
+    sent = hub.signal_ids(D1)
+    hub.send(
+        "GM0363",
+        "feedback-2025-01-05.csv.p7s",
+        [
+            (sent["P"], D1, "deceased", ""),
+            (sent["R"], D1, "not_resident", ""),
+            (sent["H"], D1, "picked_up", "follow_up_help"),
+            (sent["L"], D1, "deceased", ""),
+        ],
+    )
+    hub.run(days(D1, 1))
+    hub.send("GM0363", "feedback-2025-01-07.csv.p7s", [(sent["L"], days(D1, 2), "open", "")])
+    hub.run(days(D1, 3))
+
+    def kept() -> list[tuple]:
+        files = [str(p) for p in (hub.data / "feedback_ledger").glob("*/feedback.parquet")]
+        return sorted(
+            duckdb.sql(
+                "select signal_id, status from read_parquet($f)", params={"f": files}
+            ).fetchall()
+        )
+
+    assert len(kept()) == 5
+    # killed between writing the new contents and replacing the files: the next call finishes
+    killed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import datetime as dt, sys; from pipelines.feedback import expire; "
+            "from pipelines.layout import Layout; "
+            "expire(Layout(sys.argv[1]), dt.date.fromisoformat(sys.argv[2]))",
+            str(hub.data),
+            days(D1, 1).isoformat(),
+        ],
+        env={**os.environ, "CRI_KILL_AT": "feedback_expiry_ready"},
+        check=False,
+    )
+    assert killed.returncode == -9 and len(kept()) == 5
+    assert (hub.data / "feedback_ledger" / ".expiry-ready").is_file()
+    assert expire(Layout(hub.data), days(D1, 1)) == 0  # the killed run's work, finished
+    assert kept() == sorted(
+        [(sent["P"], "deceased"), (sent["R"], "not_resident"), (sent["H"], "picked_up")]
+    )
+    assert [p.name for p in (hub.data / "feedback" / "GM0363").iterdir()] == [
+        "feedback-2025-01-07.csv.p7s"
+    ]
+    assert expire(Layout(hub.data), days(D1, 1)) == 0  # done: nothing more to do
+    # the effects stand: P held as deceased, H excluded, R re-routed to GM0599
+    made = hub.run(days(D1, 190))
+    assert made.exit_code == 0
+    signalled = hub.decisions(days(D1, 190))
+    assert signalled.keys() == set(PERSONS) - {"P", "H"}
+    assert signalled["R"] == ("GM0599", "MULTI_ARREARS")
