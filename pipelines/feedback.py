@@ -44,21 +44,18 @@ import pyarrow.compute as pc
 from pipelines.contract_runner import run_rules
 from pipelines.contract_sql import delivery_rules, delivery_views
 from pipelines.contracts import load_contract
-from pipelines.dialect import DUCKDB_COPY_CSV
 from pipelines.errors import CriError
 from pipelines.faults import kill_point
 from pipelines.feedback_file import FEEDBACK_NAME_PATTERN, SIGNAL_ID_PATTERN
 from pipelines.fileio import (
-    replace_atomically,
     sha256_file,
-    temporary_sibling,
-    write_json_atomically,
 )
 from pipelines.ingest import Violation, parse_csv, printable
 from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
+from pipelines.plans import write_partner_file
 from pipelines.policy import load_policy
-from pipelines.records import export_manifest_path, read_json, write_record
+from pipelines.records import read_json, write_record
 from pipelines.sql import (
     connect,
     copy_to,
@@ -458,27 +455,12 @@ def write_partner_feedback(
         create_table(con, "publish/partner_feedback", {"as_of": run_date, "since": since})
         partners = [r[0] for r in query(con, "feedback/partner_feedback_partners").fetchall()]
         for partner in partners:
-            target = Path(outbox) / "partners" / partner / "feedback.csv"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = temporary_sibling(target)
-            copy_to(
+            target = write_partner_file(
                 con,
-                "feedback/partner_feedback_rows",
-                temporary,
-                {"partner": partner},
-                DUCKDB_COPY_CSV,
-            )
-            rows = query(con, "feedback/partner_feedback_count", {"partner": partner}).fetchone()[0]
-            replace_atomically(temporary, target)
-            write_json_atomically(
-                export_manifest_path(target),
-                {
-                    "partner": partner,
-                    "run_date": run_date.isoformat(),
-                    "file": target.name,
-                    "sha256": sha256_file(target),
-                    "row_count": rows,
-                },
+                Path(outbox) / "partners" / partner / "feedback.csv",
+                ("feedback/partner_feedback_rows", "feedback/partner_feedback_count"),
+                partner,
+                run_date,
             )
             written.append(target)
     return written

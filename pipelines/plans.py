@@ -145,13 +145,33 @@ def write_partner_exports(folder: Path, outbox: Path, run_date: dt.date) -> list
 def _write_partner_export(
     con: duckdb.DuckDBPyConnection, target_dir: Path, partner: str, run_date: dt.date
 ) -> Path:
-    """One partner's `plan_lines.csv` (the CSV dialect), then its manifest (written last, so a
-    manifest always describes a complete file)."""
-    target = target_dir / "plan_lines.csv"
+    """One partner's `plan_lines.csv` (the CSV dialect), with its manifest."""
+    return write_partner_file(
+        con,
+        target_dir / "plan_lines.csv",
+        ("plans/partner_plan_lines", "plans/partner_export_rows"),
+        partner,
+        run_date,
+        rules_version=str(load_policy()["version"]),
+    )
+
+
+def write_partner_file(
+    con: duckdb.DuckDBPyConnection,
+    target: Path,
+    queries: tuple[str, str],
+    partner: str,
+    run_date: dt.date,
+    **facts: str,
+) -> Path:
+    """A file for one partner in the CSV dialect from `queries` (its rows, their number; both
+    bound to `$partner`), written atomically, then its manifest (written last, so a manifest
+    always describes a complete file) with the partner, date, sha256, rows and `facts`."""
+    rows_query, count_query = queries
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(target)
-    copy_to(con, "plans/partner_plan_lines", temporary, {"partner": partner}, DUCKDB_COPY_CSV)
-    rows = query(con, "plans/partner_export_rows", {"partner": partner}).fetchone()[0]
+    copy_to(con, rows_query, temporary, {"partner": partner}, DUCKDB_COPY_CSV)
+    rows = query(con, count_query, {"partner": partner}).fetchone()[0]
     replace_atomically(temporary, target)
     write_json_atomically(
         export_manifest_path(target),
@@ -161,7 +181,7 @@ def _write_partner_export(
             "file": target.name,
             "sha256": sha256_file(target),
             "row_count": rows,
-            "rules_version": str(load_policy()["version"]),
+            **facts,
         },
     )
     return target

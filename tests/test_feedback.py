@@ -182,6 +182,22 @@ class Hub:
             return con.execute(sql).fetchall()
 
 
+def first_feedback(sent: dict[str, str]) -> list[tuple[str, dt.date, str, str]]:
+    """GM0363's first file about the signals of D1 (the table of the module docstring)."""
+    return [
+        (sent["C"], S, "not_picked_up_unjustified", ""),
+        (sent["P"], days(D1, 3), "deceased", ""),
+        (sent["E"], days(D1, -10), "deceased", ""),
+        (sent["H"], S, "picked_up", "follow_up_help"),
+        (sent["N"], S, "picked_up", "no_help_wanted"),
+        (sent["N2"], S, "picked_up", "no_help_wanted"),
+        (sent["R"], S, "not_resident", ""),
+        (sent["R2"], S, "not_resident", ""),
+        (sent["L"], days(D1, 5), "picked_up", "follow_up_help"),
+        (sent["L2"], days(D1, 5), "picked_up", "no_contact"),
+    ]
+
+
 @pytest.fixture(scope="module")
 def history(tmp_path_factory) -> Hub:
     """The whole hand-worked history above, run once for the tests of this module."""
@@ -192,18 +208,7 @@ def history(tmp_path_factory) -> Hub:
     hub.send(
         "GM0363",
         "feedback-2025-01-20.csv.p7s",
-        [
-            (sent["C"], S, "not_picked_up_unjustified", ""),
-            (sent["P"], days(D1, 3), "deceased", ""),
-            (sent["E"], days(D1, -10), "deceased", ""),
-            (sent["H"], S, "picked_up", "follow_up_help"),
-            (sent["N"], S, "picked_up", "no_help_wanted"),
-            (sent["N2"], S, "picked_up", "no_help_wanted"),
-            (sent["R"], S, "not_resident", ""),
-            (sent["R2"], S, "not_resident", ""),
-            (sent["L"], days(D1, 5), "picked_up", "follow_up_help"),
-            (sent["L2"], days(D1, 5), "picked_up", "no_contact"),
-        ],
+        first_feedback(sent),
     )
     hub.nights = {"D1+1": hub.run(days(D1, 1))}
     hub.send(

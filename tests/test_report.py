@@ -29,7 +29,7 @@ from pipelines.stage_contracts import table_schema
 from privacy.hashing import hub_person_id
 from privacy.keys import load_key_file
 from tests.helpers import deliver_empty_extracts, pseudonym_of, write_claims_delivery
-from tests.test_feedback import D1, D2, Hub, S, arrears, days
+from tests.test_feedback import D1, D2, Hub, arrears, first_feedback
 from tests.test_feedback import PERSONS as FEEDBACK_PERSONS
 
 DATE = dt.date(2026, 11, 22)
@@ -356,18 +356,7 @@ def feedback_pages(tmp_path_factory) -> dict[str, str]:
     hub.send(
         "GM0363",
         "feedback-2025-01-20.csv.p7s",
-        [
-            (sent["C"], S, "not_picked_up_unjustified", ""),
-            (sent["P"], days(D1, 3), "deceased", ""),
-            (sent["E"], days(D1, -10), "deceased", ""),
-            (sent["H"], S, "picked_up", "follow_up_help"),
-            (sent["N"], S, "picked_up", "no_help_wanted"),
-            (sent["N2"], S, "picked_up", "no_help_wanted"),
-            (sent["R"], S, "not_resident", ""),
-            (sent["R2"], S, "not_resident", ""),
-            (sent["L"], days(D1, 5), "picked_up", "follow_up_help"),
-            (sent["L2"], days(D1, 5), "picked_up", "no_contact"),
-        ],
+        first_feedback(sent),
     )
     assert hub.run(D2).exit_code == 0
     pages["D2"] = layout.report_file(D2).read_text("utf-8")
