@@ -46,8 +46,9 @@ gemeente_counts as (
 ),
 
 routed as (
-    -- the gemeente on most of the person's claims; ties go to the smallest code; leaving out
-    -- the gemeenten that reported the person not resident
+    -- the routing rule of sql/link/persons.sql (the gemeente on most of the person's claims;
+    -- ties go to the smallest code), among the gemeenten that did not report the person not
+    -- resident (rules.md section 5); persons.gemeente_code stays the rule without feedback
     select
         gemeente_counts.person_id,
         arg_min(
