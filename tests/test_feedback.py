@@ -41,7 +41,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.feedback_file import sign_feedback
+from pipelines.feedback_file import RESULTS, STATUSES, sign_feedback
 from pipelines.run import run_night
 from privacy.cms import create_demo_certificates, load_certificate, load_private_key, sign
 from privacy.hashing import hub_person_id
@@ -61,25 +61,9 @@ D3 = S + dt.timedelta(days=365)
 D4 = S + dt.timedelta(days=366)
 GEMEENTEN = ["GM0363", "GM0599", "GM0014"]
 PERSONS = ["C", "P", "E", "H", "N", "N2", "R", "R2", "L", "L2"]
-# every status and result code, to search for in what partners receive
-RESULT_CODES = (
-    "already_known_debt_help",
-    "other_help_running",
-    "no_contact",
-    "no_help_wanted",
-    "already_arranged",
-    "quick_fix",
-    "follow_up_help",
-    "referred_without_contact",
-)
-STATUS_CODES = (
-    "picked_up",
-    "not_picked_up_unjustified",
-    "not_picked_up_repeat",
-    "not_picked_up_other",
-    "deceased",
-    "not_resident",
-)
+# every status and result code (but `open`, a common word), to search for in what partners get
+RESULT_CODES = RESULTS
+STATUS_CODES = tuple(s for s in STATUSES if s != "open")
 
 
 def days(date: dt.date, n: int) -> dt.date:
