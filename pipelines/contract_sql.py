@@ -1,16 +1,16 @@
-"""The one compiler from an ODCS contract to SQL: the checks of delivery contracts (run by Great
-Expectations at ingest) and of stage contracts (run in DuckDB before a stage's output moves on),
-plus the few statements a contract's columns shape (typed views, column lists, COMMENTs).
+"""The one compiler from an ODCS contract to SQL: the checks of delivery contracts (counted in one
+scan at ingest and reported through Great Expectations, `pipelines.contract_runner`) and of stage
+contracts (run in DuckDB before a stage's output moves on), plus the few statements a contract's
+columns shape (typed views, column lists, COMMENTs).
 
 Every name and value a contract puts into SQL passes through `identifier` or `literal`, so a
 column called `a "b"` or `net amount` compiles to valid SQL and can never end a string early.
-Great Expectations formats its queries (`{batch}`), so for it every brace of quoted text is
-doubled as well (`GX`); stage checks run in DuckDB as written (`DUCKDB`).
 
-The two users word their rules differently and count differently (a delivery rule lists the
-offending rows by line, a stage rule counts them), so each has its own assembler below, built
-from the same conditions and the same quoting. Rule names and descriptions are part of the
-interface: partners look delivery rule names up, and both appear in reports.
+The two users word their rules differently and count differently (a delivery rule is a row
+condition whose offending rows are listed by line, a stage rule counts them), so each has its own
+assembler below, built from the same conditions and the same quoting. Rule names and
+descriptions are part of the interface: partners look delivery rule names up, and both appear in
+reports.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from pipelines.contracts import Contract, ContractError
 
 TEXT_SUFFIX = "__text"
 LINKAGE_PSEUDONYM = "[0-9a-f]{64}"
-GX_BATCH = "{batch}"  # where GX puts the checked relation
 STAGED_VIEW = "delivery_staged"  # line + the contract's typed columns (see `delivery_views`)
 
 _INTEGER = "-?[0-9]{1,18}"
@@ -54,36 +53,27 @@ def sql_value(value: Any) -> str:
 
 @dataclass(frozen=True)
 class Quoting:
-    """How names and values are written for one consumer of the SQL.
-
-    `formatted`: the consumer runs `str.format` over the query (GX, for `{batch}`), so braces in
-    quoted text are doubled to come out unchanged."""
-
-    formatted: bool = False
-
-    def _safe(self, sql: str) -> str:
-        return sql.replace("{", "{{").replace("}", "}}") if self.formatted else sql
+    """How names and values are written into SQL that cannot bind parameters."""
 
     def name(self, name: str) -> str:
-        return self._safe(identifier(name))
+        return identifier(name)
 
     def text(self, text: str) -> str:
-        return self._safe(literal(text))
+        return literal(text)
 
     def value(self, value: Any) -> str:
-        return self._safe(sql_value(value))
+        return sql_value(value)
 
 
 DUCKDB = Quoting()
-GX = Quoting(formatted=True)
 
 
 def fill_parameters(query: str, parameters: Mapping[str, Any] | None, quoting: Quoting) -> str:
     """Write the `$name` placeholders of a contract's SQL rule as values.
 
-    Used where the SQL cannot be bound: GX cannot bind parameters, and a stage's policy number
-    must stay in the policy file. Values are the hub's own (validated); `$name` never matches
-    the start of a longer `$name_more`."""
+    Used where the SQL cannot be bound: a delivery rule's SQL is written into the combined scan
+    and into GX's report, and a stage's policy number must stay in the policy file. Values are
+    the hub's own (validated); `$name` never matches the start of a longer `$name_more`."""
     for key, value in (parameters or {}).items():
         query = re.sub(rf"\${re.escape(key)}\b", lambda _, v=value: quoting.value(v), query)
     return query
@@ -114,7 +104,52 @@ def beyond(column: str, key: str, value: str) -> str:
     return f"{column} {'<' if key == 'minimum' else '>'} {value}"
 
 
-# ---------------------------------------------------------------- delivery contracts (GX)
+# ---------------------------------------------------------------- delivery contracts
+
+
+OBJECT = "{object}"  # the checked relation, as contracts write it
+_SIMPLE_SQL_RULE = re.compile(
+    r"^\s*select\s+count\(\*\)\s+from\s+\{object\}"
+    r"(?:\s+(?:as\s+)?(?!where\b)(?P<alias>[A-Za-z_][A-Za-z0-9_]*))?"
+    r"\s+where\s+(?P<condition>.+?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+@dataclass(frozen=True)
+class DeliveryRule:
+    """One rule of a delivery contract: a stable name partners look up, a sentence, and the rows
+    it finds (never a value: only their `line`).
+
+    Most rules are a row `condition` over the checked relation (`{object}`, called `alias` when
+    the contract's SQL names it; a condition may read the whole relation again in a subquery):
+    all of those are counted together in one scan (`pipelines.contract_runner`). A contract SQL
+    rule of another shape (a join, say) has no condition and is counted on its own through
+    `lines_sql`."""
+
+    name: str
+    description: str
+    condition: str | None
+    alias: str | None = None
+    query: str | None = None  # `select line from {object} ...` when there is no condition
+
+    def relation(self, table: str) -> str:
+        """The checked table as this rule's SQL names it."""
+        return (
+            f"{identifier(table)} as {identifier(self.alias)}" if self.alias else identifier(table)
+        )
+
+    def where(self, table: str) -> str:
+        """The row condition with `{object}` written as `table` (only for rules with one)."""
+        if self.condition is None:
+            raise ValueError(f"rule {self.name} is not a row condition")
+        return f"({self.condition.replace(OBJECT, identifier(table))})"
+
+    def lines_sql(self, table: str) -> str:
+        """The offending rows' lines, in order."""
+        if self.condition is None:
+            return f"{(self.query or '').replace(OBJECT, identifier(table))} order by line"
+        return f"select line from {self.relation(table)} where {self.where(table)} order by line"
 
 
 def text_column(name: str, logical_type: str | None) -> str:
@@ -122,18 +157,16 @@ def text_column(name: str, logical_type: str | None) -> str:
     return name if logical_type in (None, "string") else f"{name}{TEXT_SUFFIX}"
 
 
-def _rows_where(condition: str) -> str:
-    return f"select line from {GX_BATCH} where {condition} order by line"
-
-
 _FORMATS = {
     # logicalType: (condition a well-written value meets, given the quoted text column; wording)
     "integer": (
-        lambda t: f"regexp_full_match({t}, {GX.text(_INTEGER)})",
+        lambda t: f"regexp_full_match({t}, {DUCKDB.text(_INTEGER)})",
         "{name} must be a whole number of cents (digits only, no decimals)",
     ),
     "date": (
-        lambda t: f"regexp_full_match({t}, {GX.text(_DATE)}) and try_cast({t} as date) is not null",
+        lambda t: (
+            f"regexp_full_match({t}, {DUCKDB.text(_DATE)}) and try_cast({t} as date) is not null"
+        ),
         "{name} must be a date written YYYY-MM-DD",
     ),
     "boolean": (
@@ -143,73 +176,67 @@ _FORMATS = {
 }
 
 
-def _presence_rules(prop: Any) -> list[Rule]:
+def _presence_rules(prop: Any) -> list[DeliveryRule]:
     """Present and well written: checked on the delivered text, so a badly written number is a
     format error, never a confusing range error."""
     name = prop.name
-    text = GX.name(text_column(name, prop.logicalType))
+    text = identifier(text_column(name, prop.logicalType))
     rules = []
     if prop.required:
         rules.append(
-            Rule(f"{name}.required", f"{name} must not be empty", _rows_where(f"{text} is null"))
+            DeliveryRule(f"{name}.required", f"{name} must not be empty", f"{text} is null")
         )
     if prop.logicalType in _FORMATS:
         well_written, wording = _FORMATS[prop.logicalType]
         rules.append(
-            Rule(
+            DeliveryRule(
                 f"{name}.format",
                 wording.format(name=name),
-                _rows_where(f"{text} is not null and not ({well_written(text)})"),
+                f"{text} is not null and not ({well_written(text)})",
             )
         )
     return rules
 
 
-def _option_rules(prop: Any) -> list[Rule]:
+def _option_rules(prop: Any) -> list[DeliveryRule]:
     """The value rules of `logicalTypeOptions`, on the typed column."""
-    name, column, options = prop.name, GX.name(prop.name), prop.logicalTypeOptions or {}
+    name, column, options = prop.name, identifier(prop.name), prop.logicalTypeOptions or {}
     rules = []
     if "pattern" in options:
-        condition = not_matching(column, GX.text(options["pattern"]))
+        condition = not_matching(column, literal(options["pattern"]))
         rules.append(
-            Rule(
-                f"{name}.pattern", f"{name} must match {options['pattern']}", _rows_where(condition)
-            )
+            DeliveryRule(f"{name}.pattern", f"{name} must match {options['pattern']}", condition)
         )
     for key, op in (("minLength", "<"), ("maxLength", ">")):
         if key in options:
-            condition = f"length({column}) {op} {int(options[key])}"
             rules.append(
-                Rule(
+                DeliveryRule(
                     f"{name}.{key}",
                     f"{name} length must be {key} {options[key]}",
-                    _rows_where(condition),
+                    f"length({column}) {op} {int(options[key])}",
                 )
             )
     for key, word in (("minimum", "at least"), ("maximum", "at most")):
         if key in options:
-            condition = beyond(column, key, GX.value(options[key]))
             rules.append(
-                Rule(
-                    f"{name}.{key}", f"{name} must be {word} {options[key]}", _rows_where(condition)
+                DeliveryRule(
+                    f"{name}.{key}",
+                    f"{name} must be {word} {options[key]}",
+                    beyond(column, key, sql_value(options[key])),
                 )
             )
     return rules
 
 
-def _unique_rule(prop: Any) -> list[Rule]:
+def _unique_rule(prop: Any) -> list[DeliveryRule]:
     """Every row of a repeated value is listed, so the partner sees all of them."""
     if not prop.unique:
         return []
-    column = GX.name(prop.name)
-    condition = (
-        f"{column} in (select {column} from {GX_BATCH} group by {column} having count(*) > 1)"
-    )
+    column = identifier(prop.name)
+    condition = f"{column} in (select {column} from {OBJECT} group by {column} having count(*) > 1)"
     return [
-        Rule(
-            f"{prop.name}.unique",
-            f"{prop.name} must be unique within the file",
-            _rows_where(condition),
+        DeliveryRule(
+            f"{prop.name}.unique", f"{prop.name} must be unique within the file", condition
         )
     ]
 
@@ -217,55 +244,60 @@ def _unique_rule(prop: Any) -> list[Rule]:
 def _count_rule_sql(quality: Any, rule: str) -> str:
     """A contract SQL rule's query, checked to count rows of `{object}`."""
     query = quality.query or ""
-    if not _COUNT_PREFIX.match(query) or "{object}" not in query:
+    if not _COUNT_PREFIX.match(query) or OBJECT not in query:
         raise ContractError(
             f"rule {rule}: SQL rules must read `select count(*) from {{object}} ...`"
         )
     return query
 
 
-def _delivery_quality_rule(column: str, quality: Any, parameters: Mapping[str, str]) -> Rule:
+def _delivery_quality_rule(
+    column: str, quality: Any, parameters: Mapping[str, str]
+) -> DeliveryRule:
     name = f"{column}.{quality.name}"
     description = quality.description or name
     if quality.type == "library" and quality.metric == "invalidValues":
-        allowed = ", ".join(GX.text(v) for v in quality.arguments["validValues"])
-        quoted = GX.name(column)
-        return Rule(
-            name, description, _rows_where(f"{quoted} is not null and {quoted} not in ({allowed})")
+        allowed = ", ".join(literal(v) for v in quality.arguments["validValues"])
+        quoted = identifier(column)
+        return DeliveryRule(
+            name, description, f"{quoted} is not null and {quoted} not in ({allowed})"
         )
     if quality.type == "sql":
-        # Contract SQL counts offending rows; listing them is the same query selecting `line`.
-        # GX inserts `{batch}` as `(...) AS subselect`; wrapping it once more keeps an alias
-        # the contract gives `{object}` valid.
-        query = _COUNT_PREFIX.sub("select line from ", _count_rule_sql(quality, name), count=1)
-        query = query.replace("{object}", f"(select * from {GX_BATCH})")
-        return Rule(name, description, f"{fill_parameters(query, parameters, GX)} order by line")
+        # Contract SQL counts offending rows. `select count(*) from {object} [as a] where C` is
+        # the row condition C (counted with the other rules in one scan); any other shape
+        # lists its rows with the same query selecting `line`, counted on its own.
+        query = fill_parameters(_count_rule_sql(quality, name), parameters, DUCKDB)
+        simple = _SIMPLE_SQL_RULE.match(query)
+        if simple:
+            return DeliveryRule(name, description, simple["condition"], simple["alias"])
+        lines = _COUNT_PREFIX.sub("select line from ", query, count=1)
+        return DeliveryRule(name, description, None, query=lines)
     raise ContractError(f"rule {name}: unsupported quality rule {quality.type}")
 
 
-def leak_guard_rules(contract: Contract) -> list[Rule]:
+def leak_guard_rules(contract: Contract) -> list[DeliveryRule]:
     """The hub's own guard: no text column may hold what looks like a raw BSN."""
     return [
-        Rule(
+        DeliveryRule(
             f"{p.name}.raw_bsn",
             f"{p.name} holds what looks like a raw BSN (9 digits passing the elfproef); "
             "BSNs must be pseudonymised before delivery",
-            _rows_where(f"looks_like_raw_bsn({GX.name(p.name)})"),
+            f"looks_like_raw_bsn({identifier(p.name)})",
         )
         for p in contract.properties
         if p.logicalType in (None, "string")
     ]
 
 
-def delivery_rules(contract: Contract, *, parameters: Mapping[str, str]) -> list[Rule]:
-    """Every rule of a delivery contract as a GX row query: presence and format first (a value
-    rule on a badly written column says nothing useful), then values, then the leak guard.
+def delivery_rules(contract: Contract, *, parameters: Mapping[str, str]) -> list[DeliveryRule]:
+    """Every rule of a delivery contract, over the `delivery` view: presence and format first (a
+    value rule on a badly written column says nothing useful), then values, then the leak guard.
 
     `parameters` fills `$name` placeholders of the contract's SQL rules (e.g. `$partner`,
-    `$extract_date`) as literals, because GX cannot bind parameters.
+    `$extract_date`) as literals: the combined scan and GX's report cannot bind parameters.
     """
-    presence: list[Rule] = []
-    values: list[Rule] = []
+    presence: list[DeliveryRule] = []
+    values: list[DeliveryRule] = []
     for prop in contract.properties:
         presence += _presence_rules(prop)
         values += _option_rules(prop) + _unique_rule(prop)

@@ -41,7 +41,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipelines.contract_runner import run_rules
+from pipelines.contract_runner import check_rules
 from pipelines.contract_sql import delivery_rules, delivery_views
 from pipelines.contracts import load_contract
 from pipelines.errors import CriError
@@ -224,46 +224,43 @@ def _check_all(verified: list[_Verified]) -> tuple[dict[int, str], Any]:
     """Which files break the `feedback` contract and why (by position in `verified`), and the
     rows of all the others (Arrow: `file_no`, each row's `line` in its file, the typed
     columns). The files are parsed one by one, as a partner's delivery is, and their rows
-    checked together in one Great Expectations run (its cost is per run, about a second, which
-    per file would make a night of many files slow); a rule that fails is looked up per file in
-    DuckDB with the very query GX ran."""
-    if not verified:  # most nights: no new file, no check (a GX run costs about a second)
+    checked together in one scan and one Great Expectations report (a report per file would
+    make a night of many files slow); a rule that fails is looked up per file in DuckDB with
+    the rule's own query."""
+    if not verified:  # most nights: no new file, no check (no GX import, no report)
         return {}, None
     contract = load_contract(*FEEDBACK_CONTRACT)
     refusals: dict[int, str] = {}
-    with tempfile.TemporaryDirectory(prefix="cri-feedback-") as tmp:
-        database = Path(tmp) / "feedback.duckdb"
-        with connect(database) as con:
-            run_script(con, "privacy/bsn_macros")
-            run_script(con, "feedback/feedback_text")
-            offset = 0
-            for number, item in enumerate(verified):
-                csv_path = Path(tmp) / f"{number}.csv"
-                csv_path.write_bytes(item.content)
-                run_script(con, "feedback/forget_parse_errors")
-                rows, violations = parse_csv(con, csv_path, contract)
-                if violations:
-                    refusals[number] = _contract_refusal(contract, violations)
-                elif rows == 0:
-                    refusals[number] = "the file has no rows; send feedback about a signal"
-                else:
-                    run_script(con, "feedback/collect_text", {"offset": offset, "file_no": number})
-                    offset += rows
-            con.execute("drop table if exists delivery_text")
-            run_script(con, "feedback/checked_text")
-            for statement in delivery_views(contract):
-                con.execute(statement)
-        rules = delivery_rules(contract, parameters={})
-        report = run_rules(database, rules, contract=contract, suite_name="feedback")
-        with connect(database) as con:
-            failed = {f.rule for f in report.failures}
-            for number, violations in _broken_per_file(
-                con, [r for r in rules if r.name in failed]
-            ).items():
+    with tempfile.TemporaryDirectory(prefix="cri-feedback-") as tmp, connect(":memory:") as con:
+        run_script(con, "privacy/bsn_macros")
+        run_script(con, "feedback/feedback_text")
+        offset = 0
+        for number, item in enumerate(verified):
+            csv_path = Path(tmp) / f"{number}.csv"
+            csv_path.write_bytes(item.content)
+            run_script(con, "feedback/forget_parse_errors")
+            rows, violations = parse_csv(con, csv_path, contract)
+            if violations:
                 refusals[number] = _contract_refusal(contract, violations)
-            rows = relation(
-                con, "feedback/checked_rows", {"refused": sorted(refusals)}
-            ).to_arrow_table()
+            elif rows == 0:
+                refusals[number] = "the file has no rows; send feedback about a signal"
+            else:
+                run_script(con, "feedback/collect_text", {"offset": offset, "file_no": number})
+                offset += rows
+        con.execute("drop table if exists delivery_text")
+        run_script(con, "feedback/checked_text")
+        for statement in delivery_views(contract):
+            con.execute(statement)
+        rules = delivery_rules(contract, parameters={})
+        report = check_rules(con, rules, contract=contract)
+        failed = {f.rule for f in report.failures}
+        for number, violations in _broken_per_file(
+            con, [r for r in rules if r.name in failed]
+        ).items():
+            refusals[number] = _contract_refusal(contract, violations)
+        rows = relation(
+            con, "feedback/checked_rows", {"refused": sorted(refusals)}
+        ).to_arrow_table()
     return refusals, rows
 
 
@@ -273,7 +270,7 @@ def _broken_per_file(
     """The violations of each file, for the rules the night's check found broken."""
     broken: dict[int, list[Violation]] = {}
     for rule in rules:
-        con.sql(rule.query.format(batch="delivery")).create_view("offending", replace=True)
+        con.sql(rule.lines_sql("delivery")).create_view("offending", replace=True)
         for file_no, rows, lines in query(con, "feedback/offending_lines").fetchall():
             broken.setdefault(file_no, []).append(
                 Violation(rule.name, rule.description, rows, list(lines))

@@ -44,7 +44,7 @@ from typing import Any
 
 import duckdb
 
-from pipelines.contract_runner import ContractReport, run_rules
+from pipelines.contract_runner import ContractReport, PendingCheck, start_check, warm_up
 from pipelines.contract_sql import delivery_rules, delivery_views
 from pipelines.contracts import PARTNER_DATASETS, Contract, available_versions, load_contract
 from pipelines.dialect import QUOTE, SEPARATOR
@@ -600,47 +600,53 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract
     run_script(con, "ingest/delivery_text_parquet", parameters)
 
 
-def _connect(database: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A connection for batch work: no terminal progress bar (it would print from workers), and
-    the operator's memory limit (`CRI_DUCKDB_MEMORY_LIMIT`, e.g. `4GB`) when one is set."""
-    con = duckdb.connect(str(database), read_only=read_only)
+def _connect(
+    database: Path | str = ":memory:", *, spill_to: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A connection for batch work: no terminal progress bar (it would print from workers), the
+    operator's memory limit (`CRI_DUCKDB_MEMORY_LIMIT`, e.g. `4GB`) when one is set, and, for an
+    in-memory database, spilling into `spill_to` (the call's own work folder) when memory runs
+    short."""
+    con = duckdb.connect(str(database))
     run_script(con, "ingest/batch_session")
+    if spill_to is not None:
+        run_script(con, "ingest/spill_to", {"temp_directory": str(spill_to)})
     limit = os.environ.get(MEMORY_LIMIT_ENV)
     if limit:
         run_script(con, "ingest/memory_limit", {"memory_limit": limit})
     return con
 
 
-def _prepare(database: Path, data_path: Path, contract: Contract, manifest: dict[str, Any]) -> int:
-    """Parse the data file into `delivery_text` (+ the typed views) in a fresh DuckDB file,
-    next to the reference tables and the manifest's key-file list the contract rules read."""
-    database.unlink(missing_ok=True)
-    with _connect(database) as con:
-        run_script(con, "privacy/bsn_macros")
-        run_script(
-            con,
-            "ingest/reference_tables",
-            {
-                "claim_types_csv": str(reference_csv("claim_types.csv")),
-                "gemeenten_csv": str(reference_csv("gemeenten.csv")),
-            },
-        )
-        run_script(con, "ingest/identity_keys", {"gemeenten": sorted(identity_keys(manifest))})
-        if data_path.suffix == ".csv":
-            _load_csv(con, data_path, contract)
-        else:
-            _load_parquet(con, data_path, contract)
-        for statement in delivery_views(contract):
-            con.execute(statement)
-        return query(con, "ingest/row_count").fetchone()[0]
+def _prepare(
+    con: duckdb.DuckDBPyConnection, data_path: Path, contract: Contract, manifest: dict[str, Any]
+) -> int:
+    """Parse the data file into `delivery_text` (+ the typed views) of `con`, next to the
+    reference tables and the manifest's key-file list the contract rules read."""
+    run_script(con, "privacy/bsn_macros")
+    run_script(
+        con,
+        "ingest/reference_tables",
+        {
+            "claim_types_csv": str(reference_csv("claim_types.csv")),
+            "gemeenten_csv": str(reference_csv("gemeenten.csv")),
+        },
+    )
+    run_script(con, "ingest/identity_keys", {"gemeenten": sorted(identity_keys(manifest))})
+    if data_path.suffix == ".csv":
+        _load_csv(con, data_path, contract)
+    else:
+        _load_parquet(con, data_path, contract)
+    for statement in delivery_views(contract):
+        con.execute(statement)
+    return query(con, "ingest/row_count").fetchall()[0][0]
 
 
 def _validate(
-    database: Path, contract: Contract, manifest: dict[str, Any], label: str
-) -> ContractReport:
+    con: duckdb.DuckDBPyConnection, contract: Contract, manifest: dict[str, Any]
+) -> PendingCheck:
     parameters = {"partner": manifest["partner"], "extract_date": manifest["extract_date"]}
     rules = delivery_rules(contract, parameters=parameters)
-    return run_rules(database, rules, contract=contract, suite_name=label)
+    return start_check(con, rules, contract=contract)
 
 
 def parse_csv(
@@ -655,13 +661,14 @@ def parse_csv(
         _load_csv(con, data_path, contract)
     except _Rejected as rejected:
         return 0, rejected.violations
-    return query(con, "ingest/row_count").fetchone()[0], []
+    return query(con, "ingest/row_count").fetchall()[0][0], []
 
 
-def _stage(
-    database: Path, manifest: dict[str, Any], data_path: Path, target: Path, sealed_on: str | None
-) -> None:
-    """The typed rows plus partner and extract date as Parquet, replacing the staged file.
+def _write_staged(
+    con: duckdb.DuckDBPyConnection, manifest: dict[str, Any], target: Path, sealed_on: str | None
+) -> Path:
+    """The typed rows plus partner and extract date as Parquet, under a temporary name beside
+    `target` (put in place by `_commit_staged` once the check's verdict is in).
 
     Identities carry the date they were sealed on (`sealed_on`: the first date these same bytes
     were delivered, when a quiet partner delivers them again), since that date is part of what
@@ -672,10 +679,16 @@ def _stage(
         "partner": manifest["partner"],
         "extract_date": sealed_on or manifest["extract_date"],
     }
-    with _connect(database, read_only=True) as con:
-        copy_to(con, "ingest/staged", temporary, parameters)  # plain Parquet, as always
-    # The receipt goes first and comes back last: a receipt always describes the Parquet
-    # file next to it, whenever a run is killed.
+    copy_to(con, "ingest/staged", temporary, parameters)  # plain Parquet, as always
+    return temporary
+
+
+def _commit_staged(
+    temporary: Path, manifest: dict[str, Any], data_path: Path, target: Path
+) -> None:
+    """Replace the staged file with `temporary` (and copy an identities delivery's key files).
+    The receipt goes first and comes back last: a receipt always describes the Parquet file
+    next to it, whenever a run is killed."""
     receipt_path(target).unlink(missing_ok=True)
     replace_atomically(temporary, target)
     if manifest["contract"] == IDENTITIES:
@@ -956,23 +969,52 @@ def _check_content(
 ) -> tuple[int, ContractReport]:
     """Parse, count and validate; stage the typed data when `stage_to` is given.
 
-    The work database lives in a folder of its own per call, so two processes never share
-    one; any DuckDB error that is not about the file's content is an `IngestFault`."""
+    The data is parsed once into an in-memory DuckDB database that checks and stages it; it
+    spills into a work folder of its own per call (two processes never share one). Any DuckDB
+    error that is not about the file's content is an `IngestFault`."""
+    warm_up()  # GX gets ready in its thread while DuckDB parses
     work_dir.mkdir(parents=True, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=work_dir))
-    database = own / f"{delivery.partner_folder}-{delivery.dataset}.duckdb"
     try:
-        rows = _prepare(database, data_path, contract, manifest)
-        if rows != manifest["row_count"]:
-            raise _Rejected(
-                Violation(
-                    "row_count_mismatch",
-                    f"the file has {rows:,} data rows but the manifest says "
-                    f"{manifest['row_count']:,}",
-                ),
-                rows=rows,
+        with _connect(spill_to=own) as con:
+            return _check_parsed(
+                con, delivery, contract, manifest, data_path, stage_to=stage_to, sealed_on=sealed_on
             )
-        report = _validate(database, contract, manifest, delivery.label.replace("/", "-"))
+    except (duckdb.Error, SqlError) as exc:
+        cause = exc.__cause__ if isinstance(exc, SqlError) and exc.__cause__ else exc
+        raise _machine_fault(delivery, cause) from cause
+    finally:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def _check_parsed(
+    con: duckdb.DuckDBPyConnection,
+    delivery: Delivery,
+    contract: Contract,
+    manifest: dict[str, Any],
+    data_path: Path,
+    *,
+    stage_to: Path | None,
+    sealed_on: str | None,
+) -> tuple[int, ContractReport]:
+    """Count, check and (when `stage_to` is given) stage a delivery parsed into `con`."""
+    rows = _prepare(con, data_path, contract, manifest)
+    if rows != manifest["row_count"]:
+        raise _Rejected(
+            Violation(
+                "row_count_mismatch",
+                f"the file has {rows:,} data rows but the manifest says {manifest['row_count']:,}",
+            ),
+            rows=rows,
+        )
+    pending = _validate(con, contract, manifest)
+    # GX reports in its own thread while DuckDB writes the Parquet file the scan says may be
+    # staged; nothing is put in place before GX's verdict.
+    temporary = None
+    try:
+        if stage_to is not None and pending.scan_passed:
+            temporary = _write_staged(con, manifest, stage_to, sealed_on)
+        report = pending.report()
         if not report.passed:
             raise _Rejected(
                 *[
@@ -982,14 +1024,13 @@ def _check_content(
                 rows=rows,
                 report=report,
             )
-        if stage_to is not None:
-            _stage(database, manifest, data_path, stage_to, sealed_on)
-        return rows, report
-    except (duckdb.Error, SqlError) as exc:
-        cause = exc.__cause__ if isinstance(exc, SqlError) and exc.__cause__ else exc
-        raise _machine_fault(delivery, cause) from cause
+        if temporary is not None and stage_to is not None:
+            _commit_staged(temporary, manifest, data_path, stage_to)
+            temporary = None
     finally:
-        shutil.rmtree(own, ignore_errors=True)
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+    return rows, report
 
 
 def _machine_fault(delivery: Delivery, exc: BaseException) -> IngestFault:
@@ -1155,11 +1196,11 @@ def ingest_date(
 ) -> list[IngestOutcome]:
     """Ingest every dataset delivered for `run_date`; one bad dataset never stops the others.
 
-    Datasets are independent (own work file, own outputs), so `workers > 1` checks them in
-    parallel processes, as the DAG's mapped tasks do: GX spends much of its time in
-    single-threaded Python, which then overlaps with DuckDB's work. Outcomes come back in
-    discovery order; `on_dataset` is called as each finishes. An `IngestFault` of any dataset
-    stops the run (after the other workers are stopped).
+    Datasets are independent (own work database, own outputs), so `workers > 1` checks them in
+    parallel processes, as the DAG's mapped tasks do (each process pays for importing GX, a few
+    seconds; in one process GX's work already overlaps DuckDB's, see `contract_runner`).
+    Outcomes come back in discovery order; `on_dataset` is called as each finishes. An
+    `IngestFault` of any dataset stops the run (after the other workers are stopped).
     """
     date_dir = Layout(data_dir, landing).landing_date(run_date)
     if date_dir.is_symlink():
