@@ -181,8 +181,7 @@ def count_offending(
     for alias, indexes in groups.items():
         relation = identifier(table) + (f" as {identifier(alias)}" if alias else "")
         columns = ", ".join(
-            f"count(*) filter (where {rules[i].where(table)}) as {identifier(str(i))}"
-            for i in indexes
+            f"count_if({rules[i].where(table)}) as {identifier(str(i))}" for i in indexes
         )
         try:
             row = con.sql(f"select {columns} from {relation}").fetchall()[0]
@@ -190,7 +189,7 @@ def count_offending(
             _name_the_broken_rule(con, [rules[i] for i in indexes], table)
             raise
         for i, value in zip(indexes, row, strict=True):
-            counts[i] = int(value)
+            counts[i] = int(value or 0)  # count_if over no rows is null
     for index, rule in enumerate(rules):
         if rule.condition is None:
             counts[index] = _count_alone(con, rule, table)

@@ -81,14 +81,22 @@ def fill_parameters(query: str, parameters: Mapping[str, Any] | None, quoting: Q
 
 @dataclass(frozen=True)
 class Rule:
-    """One check: a stable name partners can look up, a sentence, and the SQL that finds rows.
+    """One stage check: a stable name, a sentence, and the SQL that counts offending rows.
 
-    For a delivery rule the query lists offending rows (`select line from {batch} ...`, braces
-    of quoted text doubled); for a stage rule it returns their number."""
+    `query` counts them on its own. Most rules are also an `aggregate` over the table (named
+    `alias` when the contract's SQL names it), so that all of a table's rules are counted in one
+    scan (`pipelines.stage_contracts.check_tables`); a rule of another shape has none."""
 
     name: str
     description: str
     query: str
+    aggregate: str | None = None
+    alias: str | None = None
+
+
+def _counted(table: str, condition: str) -> tuple[str, str]:
+    """A row condition as a count query over `table` and as an aggregate for a combined scan."""
+    return f"select count(*) from {identifier(table)} where {condition}", f"count_if({condition})"
 
 
 # ---------------------------------------------------------------- conditions both users share
@@ -334,28 +342,39 @@ def _property_stage_rules(table: str, prop: Any) -> list[Rule]:
     options = prop.logicalTypeOptions or {}
     rules = []
     if prop.required:
-        query = f"select count(*) from {relation} where {column} is null"
-        rules.append(Rule(f"{table}.{prop.name}.required", f"{prop.name} is never null", query))
+        query, aggregate = _counted(table, f"{column} is null")
+        rules.append(
+            Rule(f"{table}.{prop.name}.required", f"{prop.name} is never null", query, aggregate)
+        )
     if prop.unique:
-        query = f"select count(*) - count(distinct {column}) from {relation}"
-        rules.append(Rule(f"{table}.{prop.name}.unique", f"{prop.name} is unique", query))
+        aggregate = f"count(*) - count(distinct {column})"
+        rules.append(
+            Rule(
+                f"{table}.{prop.name}.unique",
+                f"{prop.name} is unique",
+                f"select {aggregate} from {relation}",
+                aggregate,
+            )
+        )
     if "pattern" in options:
-        condition = not_matching(column, literal(options["pattern"]))
+        query, aggregate = _counted(table, not_matching(column, literal(options["pattern"])))
         rules.append(
             Rule(
                 f"{table}.{prop.name}.pattern",
                 f"{prop.name} matches {options['pattern']}",
-                f"select count(*) from {relation} where {condition}",
+                query,
+                aggregate,
             )
         )
     for key in ("minimum", "maximum"):
         if key in options:
-            condition = beyond(column, key, sql_value(options[key]))
+            query, aggregate = _counted(table, beyond(column, key, sql_value(options[key])))
             rules.append(
                 Rule(
                     f"{table}.{prop.name}.{key}",
                     f"{prop.name} {key} {options[key]}",
-                    f"select count(*) from {relation} where {condition}",
+                    query,
+                    aggregate,
                 )
             )
     return rules
@@ -369,11 +388,13 @@ def _pseudonym_guard(table: str, properties: Iterable[Any]) -> list[Rule]:
     condition = " or ".join(
         f"regexp_full_match({c}, {literal(LINKAGE_PSEUDONYM)})" for c in text_columns
     )
+    query, aggregate = _counted(table, condition)
     return [
         Rule(
             f"{table}.no_linkage_pseudonym",
             "no text value looks like a linkage pseudonym",
-            f"select count(*) from {identifier(table)} where {condition}",
+            query,
+            aggregate,
         )
     ]
 
@@ -381,17 +402,26 @@ def _pseudonym_guard(table: str, properties: Iterable[Any]) -> list[Rule]:
 def stage_rules(schema: Any, table: str, parameters: Mapping[str, int] | None = None) -> list[Rule]:
     """The rules of one table of a stage contract (`schema` is its ODCS schema object), each a
     query returning the number of offending rows: column rules, then the table's SQL rules
-    (`{object}` is the table; `$name` placeholders filled with whole numbers), then the guard."""
+    (`{object}` is the table; `$name` placeholders filled with whole numbers), then the guard.
+    A SQL rule `select count(*) from {object} [as a] where C` is also the aggregate
+    `count_if(C)`; the table itself read again inside C stays the table."""
     properties = schema.properties or []
     rules = [rule for prop in properties for rule in _property_stage_rules(table, prop)]
     whole = {key: int(value) for key, value in (parameters or {}).items()}
     for quality in schema.quality or []:
-        query = quality.query.replace("{object}", identifier(table))
+        filled = fill_parameters(quality.query, whole, DUCKDB)
+        simple = _SIMPLE_SQL_RULE.match(filled)
+        aggregate = alias = None
+        if simple:
+            aggregate = f"count_if(({simple['condition'].replace(OBJECT, identifier(table))}))"
+            alias = simple["alias"]
         rules.append(
             Rule(
                 f"{table}.{quality.name}",
                 quality.description or quality.name,
-                fill_parameters(query, whole, DUCKDB),
+                filled.replace(OBJECT, identifier(table)),
+                aggregate,
+                alias,
             )
         )
     return rules + _pseudonym_guard(table, properties)

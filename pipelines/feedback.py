@@ -247,7 +247,7 @@ def _check_all(verified: list[_Verified]) -> tuple[dict[int, str], Any]:
             else:
                 run_script(con, "feedback/collect_text", {"offset": offset, "file_no": number})
                 offset += rows
-        con.execute("drop table if exists delivery_text")
+        con.execute("drop view if exists delivery_text")
         run_script(con, "feedback/checked_text")
         for statement in delivery_views(contract):
             con.execute(statement)

@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from pipelines import contract_sql
 from pipelines.contracts import Contract
 from pipelines.errors import CriError
@@ -44,17 +46,47 @@ def check_tables(
 ) -> None:
     """Run every rule of `tables`; raise one error listing each broken rule and its row count.
 
-    `parameters` fill `$name` placeholders in the contract's SQL rules (policy numbers such as
-    `$cooldown_days`), so the number stays in the policy file alone.
+    A table's rules are counted together in one scan (per alias its contract's SQL gives it:
+    one so far), a rule of another shape on its own. `parameters` fill `$name` placeholders in
+    the contract's SQL rules (policy numbers such as `$cooldown_days`), so the number stays in
+    the policy file alone.
     """
     broken = []
     for table in tables:
-        for rule in stage_rules(contract, table, parameters):
-            offending = con.execute(rule.query).fetchall()[0][0]
+        rules = stage_rules(contract, table, parameters)
+        for rule, offending in zip(rules, count_rules(con, table, rules), strict=True):
             if offending:
                 broken.append(f"{rule.name} ({offending} rows): {rule.description}")
     if broken:
         raise StageContractError(f"{contract.name} {contract.version} broken: " + "; ".join(broken))
+
+
+def count_rules(con: Any, table: str, rules: list[contract_sql.Rule]) -> list[int]:
+    """Each rule's number of offending rows of `table`, in rule order."""
+    counts: list[int] = [0] * len(rules)
+    groups: dict[str | None, list[int]] = {}
+    for index, rule in enumerate(rules):
+        if rule.aggregate is None:
+            counts[index] = int(con.execute(rule.query).fetchall()[0][0])
+        else:
+            groups.setdefault(rule.alias, []).append(index)
+    if None in groups and len(groups) > 1:  # unqualified aggregates read under any alias
+        unnamed = groups.pop(None)
+        groups[next(iter(groups))] += unnamed
+    for alias, indexes in groups.items():
+        relation = contract_sql.identifier(table)
+        if alias:
+            relation += f" as {contract_sql.identifier(alias)}"
+        aggregates = ", ".join(str(rules[i].aggregate) for i in indexes)
+        try:
+            row = con.execute(f"select {aggregates} from {relation}").fetchall()[0]
+        except duckdb.Error:
+            for i in indexes:  # the rule that cannot run raises its own error
+                con.execute(rules[i].query).fetchall()
+            raise
+        for i, value in zip(indexes, row, strict=True):
+            counts[i] = int(value or 0)
+    return counts
 
 
 def comment_statements(contract: Contract, table: str, **how: Any) -> list[str]:

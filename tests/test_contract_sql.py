@@ -176,3 +176,53 @@ def test_a_sql_rule_that_does_not_count_rows_is_a_contract_error():
     )
     with pytest.raises(ContractError, match=r"rule x\.bad: SQL rules must read"):
         delivery_rules(contract, parameters={})
+
+
+def test_a_tables_stage_rules_are_counted_in_one_scan_with_the_same_counts():
+    """`check_tables` counts a table's rules in one pass: each value is read through a function
+    that counts its calls, and the counts equal those of the rules' own queries."""
+    from duckdb.sqltypes import BIGINT
+
+    from pipelines.stage_contracts import count_rules
+
+    contract = _contract(
+        [
+            {"name": "x", "physicalType": "BIGINT", "required": True, "description": "x."},
+            {
+                "name": "y",
+                "physicalType": "BIGINT",
+                "unique": True,
+                "logicalTypeOptions": {"maximum": 400},
+                "description": "y.",
+            },
+        ],
+        table="t",
+        quality=[
+            {
+                "name": "odd",
+                "type": "sql",
+                "query": "select count(*) from {object} as a where a.x % 2 = 1",
+            },
+            {
+                "name": "even",
+                "type": "sql",
+                "query": "select count(*) from {object} where x % 2 = 0",
+            },
+        ],
+    )
+    calls = []
+
+    def read(value: int) -> int:
+        calls.append(value)
+        return value
+
+    rules = stage_rules(contract.model.schema_[0], "t")
+    with duckdb.connect() as con:
+        con.execute("create table base as select range as x, range % 500 as y from range(1000)")
+        separately = [con.execute(r.query.replace('"t"', "base")).fetchall()[0][0] for r in rules]
+        con.create_function("read_x", read, [BIGINT], BIGINT, side_effects=True)
+        con.execute("create view t as select read_x(x) as x, y from base")
+        together = count_rules(con, "t", rules)
+    assert together == separately
+    assert together[:4] == [0, 500, 198, 500]  # x.required, y.unique, y.maximum, odd
+    assert len(calls) == 1000
