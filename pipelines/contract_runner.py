@@ -31,7 +31,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipelines.contract_sql import DeliveryRule, identifier
+from pipelines.contract_sql import DeliveryRule, counted, identifier, scan_groups
 from pipelines.contracts import Contract
 from pipelines.errors import CriError
 
@@ -58,7 +58,9 @@ _RULE_ERRORS = (
     duckdb.BinderException,
     duckdb.CatalogException,
     duckdb.ConversionException,
+    duckdb.InvalidInputException,
     duckdb.NotImplementedException,
+    duckdb.OutOfRangeException,
     duckdb.ParserException,
 )
 
@@ -168,32 +170,25 @@ def count_offending(
     con: duckdb.DuckDBPyConnection, rules: list[DeliveryRule], table: str
 ) -> list[int]:
     """Every rule's number of offending rows of `table`, in rule order: the row conditions in one
-    aggregate scan per alias the contract's SQL gives the table (one for every contract so far),
-    any other rule in a query of its own."""
-    counts: list[int | None] = [None] * len(rules)
-    groups: dict[str | None, list[int]] = {}
-    for index, rule in enumerate(rules):
-        if rule.condition is not None:
-            groups.setdefault(rule.alias, []).append(index)
-    if None in groups and len(groups) > 1:  # unqualified conditions read under any alias
-        unnamed = groups.pop(None)
-        groups[next(iter(groups))] += unnamed
-    for alias, indexes in groups.items():
+    aggregate scan per alias the contract's SQL gives the table (`contract_sql.scan_groups`:
+    one for every contract so far), any other rule in a query of its own."""
+    counts = [0] * len(rules)
+    for alias, indexes in scan_groups(rules).items():
         relation = identifier(table) + (f" as {identifier(alias)}" if alias else "")
         columns = ", ".join(
-            f"count_if({rules[i].where(table)}) as {identifier(str(i))}" for i in indexes
+            f"{counted(rules[i].where(table))} as {identifier(str(i))}" for i in indexes
         )
         try:
             row = con.sql(f"select {columns} from {relation}").fetchall()[0]
         except _RULE_ERRORS:
-            _name_the_broken_rule(con, [rules[i] for i in indexes], table)
-            raise
+            # The rule that cannot run says so; if each runs alone, count them alone.
+            row = [_count_alone(con, rules[i], table) for i in indexes]
         for i, value in zip(indexes, row, strict=True):
-            counts[i] = int(value or 0)  # count_if over no rows is null
+            counts[i] = int(value or 0)
     for index, rule in enumerate(rules):
         if rule.condition is None:
             counts[index] = _count_alone(con, rule, table)
-    return [int(c or 0) for c in counts]
+    return counts
 
 
 def _count_alone(con: duckdb.DuckDBPyConnection, rule: DeliveryRule, table: str) -> int:
@@ -201,17 +196,6 @@ def _count_alone(con: duckdb.DuckDBPyConnection, rule: DeliveryRule, table: str)
         return int(con.sql(f"select count(*) from ({rule.lines_sql(table)})").fetchall()[0][0])
     except _RULE_ERRORS as exc:
         raise _unevaluable(rule, exc) from exc
-
-
-def _name_the_broken_rule(
-    con: duckdb.DuckDBPyConnection, rules: list[DeliveryRule], table: str
-) -> None:
-    """The combined scan failed: find the first rule that fails on its own and say so."""
-    for rule in rules:
-        try:
-            con.sql(f"select count(*) from ({rule.lines_sql(table)})").fetchall()
-        except _RULE_ERRORS as exc:
-            raise _unevaluable(rule, exc) from exc
 
 
 def _unevaluable(rule: DeliveryRule, exc: BaseException) -> ContractRunnerError:
@@ -275,7 +259,12 @@ class _GxSession:
                     raw.unregister("hits_in")
 
     def _validation(self, contract: Contract, rules: list[DeliveryRule]) -> Any:
-        key = (contract.name, contract.version, tuple((r.name, r.description) for r in rules))
+        # The rules' SQL is part of the key: a partner's rules carry its code and date.
+        key = (
+            contract.name,
+            contract.version,
+            tuple((r.name, r.description, r.lines_sql("delivery")) for r in rules),
+        )
         if key not in self.validations:
             gx = self._gx
             name = f"{contract.name}-{contract.version}-{len(self.validations) + 1}"
@@ -306,6 +295,8 @@ class _GxSession:
         return validation.run(result_format={"result_format": "COMPLETE"})
 
     def close(self) -> None:
+        if self.pid != os.getpid():  # a forked child leaves its parent's session alone
+            return
         from pipelines.gx_duckdb import release_datasource
 
         try:

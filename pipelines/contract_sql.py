@@ -92,11 +92,83 @@ class Rule:
     query: str
     aggregate: str | None = None
     alias: str | None = None
+    names_table: bool = False  # the condition says `{object}.column`, which an alias hides
+
+
+def counted(condition: str) -> str:
+    """A row condition as an aggregate for a combined scan: the rows for which it holds, as
+    `where` counts them (a comment at its end cannot swallow what follows)."""
+    return f"count(*) filter (where (\n{condition}\n))"
 
 
 def _counted(table: str, condition: str) -> tuple[str, str]:
     """A row condition as a count query over `table` and as an aggregate for a combined scan."""
-    return f"select count(*) from {identifier(table)} where {condition}", f"count_if({condition})"
+    return f"select count(*) from {identifier(table)} where {condition}", counted(condition)
+
+
+def scan_groups(rules: list[Any]) -> dict[str | None, list[int]]:
+    """Which rules (by position) share one scan: those the table goes by the same alias in. A
+    rule without an alias joins the first aliased group unless it names the table itself
+    (`{object}.column`), which that alias would hide; rules that are no row condition are left
+    out (they are counted on their own)."""
+    groups: dict[str | None, list[int]] = {}
+    for index, rule in enumerate(rules):
+        if _combinable(rule):
+            groups.setdefault(rule.alias, []).append(index)
+    aliased = [alias for alias in groups if alias is not None]
+    if None in groups and aliased:
+        keep = [i for i in groups[None] if rules[i].names_table]
+        groups[aliased[0]] += [i for i in groups[None] if not rules[i].names_table]
+        if keep:
+            groups[None] = keep
+        else:
+            del groups[None]
+    return groups
+
+
+def _combinable(rule: Any) -> bool:
+    return (rule.aggregate if isinstance(rule, Rule) else rule.condition) is not None
+
+
+_NAMES_TABLE = re.compile(r"\{object\}\s*\.")
+_TOP_LEVEL_CLAUSE = re.compile(
+    r"\b(group\s+by|order\s+by|having|limit|offset|union|except|intersect|window|qualify)\b|;",
+    re.IGNORECASE,
+)
+
+
+def _simple_condition(query: str) -> tuple[str | None, str] | None:
+    """(alias, condition) of a contract SQL rule `select count(*) from {object} [as a] where C`
+    whose C is one row condition (no clause after it at the top level); None for any other
+    shape, which is then counted with its own query."""
+    match = _SIMPLE_SQL_RULE.match(query)
+    if match is None:
+        return None
+    condition = match["condition"]
+    if _TOP_LEVEL_CLAUSE.search(_top_level(condition)):
+        return None
+    return match["alias"], condition
+
+
+def _top_level(sql: str) -> str:
+    """`sql` with every parenthesised part and every quoted string or identifier blanked."""
+    out, depth, quote = [], 0, ""
+    for char in sql:
+        if quote:
+            quote = "" if char == quote else quote
+            out.append(" ")
+        elif char in "'\"":
+            quote = char
+            out.append(" ")
+        elif char == "(":
+            depth += 1
+            out.append(" ")
+        elif char == ")":
+            depth = max(depth - 1, 0)
+            out.append(" ")
+        else:
+            out.append(char if depth == 0 else " ")
+    return "".join(out)
 
 
 # ---------------------------------------------------------------- conditions both users share
@@ -147,16 +219,23 @@ class DeliveryRule:
             f"{identifier(table)} as {identifier(self.alias)}" if self.alias else identifier(table)
         )
 
+    @property
+    def names_table(self) -> bool:
+        """The condition says `{object}.column`, which an alias for the table would hide."""
+        return self.condition is not None and bool(_NAMES_TABLE.search(self.condition))
+
     def where(self, table: str) -> str:
-        """The row condition with `{object}` written as `table` (only for rules with one)."""
+        """The row condition with `{object}` written as `table` (only for rules with one); on
+        lines of its own, so that a comment at its end cannot swallow what follows."""
         if self.condition is None:
             raise ValueError(f"rule {self.name} is not a row condition")
-        return f"({self.condition.replace(OBJECT, identifier(table))})"
+        return f"(\n{self.condition.replace(OBJECT, identifier(table))}\n)"
 
     def lines_sql(self, table: str) -> str:
         """The offending rows' lines, in order."""
         if self.condition is None:
-            return f"{(self.query or '').replace(OBJECT, identifier(table))} order by line"
+            own = (self.query or "").replace(OBJECT, identifier(table))
+            return f"select line from ({own}) order by line"
         return f"select line from {self.relation(table)} where {self.where(table)} order by line"
 
 
@@ -275,9 +354,9 @@ def _delivery_quality_rule(
         # the row condition C (counted with the other rules in one scan); any other shape
         # lists its rows with the same query selecting `line`, counted on its own.
         query = fill_parameters(_count_rule_sql(quality, name), parameters, DUCKDB)
-        simple = _SIMPLE_SQL_RULE.match(query)
+        simple = _simple_condition(query)
         if simple:
-            return DeliveryRule(name, description, simple["condition"], simple["alias"])
+            return DeliveryRule(name, description, simple[1], simple[0])
         lines = _COUNT_PREFIX.sub("select line from ", query, count=1)
         return DeliveryRule(name, description, None, query=lines)
     raise ContractError(f"rule {name}: unsupported quality rule {quality.type}")
@@ -403,18 +482,20 @@ def stage_rules(schema: Any, table: str, parameters: Mapping[str, int] | None = 
     """The rules of one table of a stage contract (`schema` is its ODCS schema object), each a
     query returning the number of offending rows: column rules, then the table's SQL rules
     (`{object}` is the table; `$name` placeholders filled with whole numbers), then the guard.
-    A SQL rule `select count(*) from {object} [as a] where C` is also the aggregate
-    `count_if(C)`; the table itself read again inside C stays the table."""
+    A SQL rule `select count(*) from {object} [as a] where C` is also that aggregate over C;
+    the table read again inside C stays the table."""
     properties = schema.properties or []
     rules = [rule for prop in properties for rule in _property_stage_rules(table, prop)]
     whole = {key: int(value) for key, value in (parameters or {}).items()}
     for quality in schema.quality or []:
         filled = fill_parameters(quality.query, whole, DUCKDB)
-        simple = _SIMPLE_SQL_RULE.match(filled)
+        simple = _simple_condition(filled)
         aggregate = alias = None
+        names_table = False
         if simple:
-            aggregate = f"count_if(({simple['condition'].replace(OBJECT, identifier(table))}))"
-            alias = simple["alias"]
+            alias, condition = simple
+            aggregate = counted(condition.replace(OBJECT, identifier(table)))
+            names_table = bool(_NAMES_TABLE.search(condition))
         rules.append(
             Rule(
                 f"{table}.{quality.name}",
@@ -422,6 +503,7 @@ def stage_rules(schema: Any, table: str, parameters: Mapping[str, int] | None = 
                 filled.replace(OBJECT, identifier(table)),
                 aggregate,
                 alias,
+                names_table,
             )
         )
     return rules + _pseudonym_guard(table, properties)

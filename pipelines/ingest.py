@@ -665,22 +665,23 @@ def parse_csv(
 
 
 def _write_staged(
-    con: duckdb.DuckDBPyConnection, manifest: dict[str, Any], target: Path, sealed_on: str | None
-) -> Path:
-    """The typed rows plus partner and extract date as Parquet, under a temporary name beside
-    `target` (put in place by `_commit_staged` once the check's verdict is in).
+    con: duckdb.DuckDBPyConnection,
+    manifest: dict[str, Any],
+    temporary: Path,
+    sealed_on: str | None,
+) -> None:
+    """The typed rows plus partner and extract date as Parquet, under `temporary` beside the
+    staged file (put in place by `_commit_staged` once the check's verdict is in).
 
     Identities carry the date they were sealed on (`sealed_on`: the first date these same bytes
     were delivered, when a quiet partner delivers them again), since that date is part of what
     opens them (`privacy.sealing.associated_data`) and of the key name a gemeente receives."""
-    temporary = temporary_sibling(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary.parent.mkdir(parents=True, exist_ok=True)
     parameters = {
         "partner": manifest["partner"],
         "extract_date": sealed_on or manifest["extract_date"],
     }
     copy_to(con, "ingest/staged", temporary, parameters)  # plain Parquet, as always
-    return temporary
 
 
 def _commit_staged(
@@ -1013,7 +1014,8 @@ def _check_parsed(
     temporary = None
     try:
         if stage_to is not None and pending.scan_passed:
-            temporary = _write_staged(con, manifest, stage_to, sealed_on)
+            temporary = temporary_sibling(stage_to)  # named first: a failed write is removed
+            _write_staged(con, manifest, temporary, sealed_on)
         report = pending.report()
         if not report.passed:
             raise _Rejected(

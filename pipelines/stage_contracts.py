@@ -62,18 +62,12 @@ def check_tables(
 
 
 def count_rules(con: Any, table: str, rules: list[contract_sql.Rule]) -> list[int]:
-    """Each rule's number of offending rows of `table`, in rule order."""
-    counts: list[int] = [0] * len(rules)
-    groups: dict[str | None, list[int]] = {}
+    """Each rule's number of offending rows of `table`, in rule order (see `check_tables`)."""
+    counts = [0] * len(rules)
     for index, rule in enumerate(rules):
         if rule.aggregate is None:
-            counts[index] = int(con.execute(rule.query).fetchall()[0][0])
-        else:
-            groups.setdefault(rule.alias, []).append(index)
-    if None in groups and len(groups) > 1:  # unqualified aggregates read under any alias
-        unnamed = groups.pop(None)
-        groups[next(iter(groups))] += unnamed
-    for alias, indexes in groups.items():
+            counts[index] = _count_alone(con, rule)
+    for alias, indexes in contract_sql.scan_groups(rules).items():
         relation = contract_sql.identifier(table)
         if alias:
             relation += f" as {contract_sql.identifier(alias)}"
@@ -81,12 +75,15 @@ def count_rules(con: Any, table: str, rules: list[contract_sql.Rule]) -> list[in
         try:
             row = con.execute(f"select {aggregates} from {relation}").fetchall()[0]
         except duckdb.Error:
-            for i in indexes:  # the rule that cannot run raises its own error
-                con.execute(rules[i].query).fetchall()
-            raise
+            # The rule that cannot run raises its own error; if each runs alone, count alone.
+            row = [_count_alone(con, rules[i]) for i in indexes]
         for i, value in zip(indexes, row, strict=True):
             counts[i] = int(value or 0)
     return counts
+
+
+def _count_alone(con: Any, rule: contract_sql.Rule) -> int:
+    return int(con.execute(rule.query).fetchall()[0][0] or 0)
 
 
 def comment_statements(contract: Contract, table: str, **how: Any) -> list[str]:

@@ -226,3 +226,82 @@ def test_a_tables_stage_rules_are_counted_in_one_scan_with_the_same_counts():
     assert together == separately
     assert together[:4] == [0, 500, 198, 500]  # x.required, y.unique, y.maximum, odd
     assert len(calls) == 1000
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # an alias, and a rule without one that names the table itself: not merged under the alias
+        ("select count(*) from {object} as s where s.flag = 1", 2),
+        ("select count(*) from {object} where {object}.k > 3", 6),
+        # a comment at the end, and a condition that is not a boolean (as `where` reads it)
+        ("select count(*) from {object} where flag = 1 -- the odd ones", 2),
+        ("select count(*) from {object} where flag", 2),
+    ],
+)
+def test_sql_rules_count_what_their_own_query_counts(query, expected):
+    """Whatever shape a contract's SQL rule has, the combined scan counts what the rule's own
+    query counts, for stage rules and delivery rules alike."""
+    from pipelines.contract_runner import count_offending
+    from pipelines.stage_contracts import count_rules
+
+    others = [
+        {
+            "name": "alias",
+            "type": "sql",
+            "query": "select count(*) from {object} as s where s.k = 1",
+        },
+        {"name": "plain", "type": "sql", "query": "select count(*) from {object} where k = 2"},
+    ]
+    rule = {"name": "r", "type": "sql", "query": query}
+    columns = [
+        {"name": "k", "physicalType": "BIGINT", "description": "k."},
+        {"name": "flag", "physicalType": "BIGINT", "description": "f.", "quality": [rule]},
+    ]
+    stage = _contract(
+        [*columns[:1], {**columns[1], "quality": None}], table="t", quality=[*others, rule]
+    )
+    delivery = _contract([*columns[:1], {**columns[1], "quality": [*others, rule]}])
+    with duckdb.connect() as con:
+        con.execute(
+            "create table t as select range as k, case when range < 4 then range % 2 "
+            "end as flag from range(10)"
+        )
+        con.execute("create view delivery as select k + 2 as line, * from t")
+        con.execute("create macro looks_like_raw_bsn(x) as false")
+        stage_counts = count_rules(con, "t", stage_rules(stage.model.schema_[0], "t"))
+        delivery_counts = count_offending(con, delivery_rules(delivery, parameters={}), "delivery")
+    stage_by_name = dict(
+        zip([r.name for r in stage_rules(stage.model.schema_[0], "t")], stage_counts, strict=True)
+    )
+    delivery_by_name = dict(
+        zip([r.name for r in delivery_rules(delivery, parameters={})], delivery_counts, strict=True)
+    )
+    assert stage_by_name["t.r"] == expected and delivery_by_name["flag.r"] == expected
+    assert stage_by_name["t.alias"] == stage_by_name["t.plain"] == 1
+    assert delivery_by_name["flag.alias"] == delivery_by_name["flag.plain"] == 1
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "group by flag",
+        "order by k",
+        "limit 5",
+        "union select 1",
+        "having count(*) > 1",
+        "; select 1",
+    ],
+)
+def test_a_sql_rule_with_a_clause_after_its_condition_is_counted_on_its_own(tail):
+    """Only `... where <one row condition>` joins the combined scan; a clause after it (outside
+    parentheses and quotes) would change what the rule counts."""
+    assert (
+        contract_sql._simple_condition(f"select count(*) from {{object}} where k > 0 {tail}")
+        is None
+    )
+    kept = contract_sql._simple_condition(
+        "select count(*) from {object} as a "
+        "where a.k in (select k from t group by k) and a.s <> 'limit'"
+    )
+    assert kept is not None and kept[0] == "a"

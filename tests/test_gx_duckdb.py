@@ -155,3 +155,19 @@ def test_a_gx_error_is_an_error_of_the_check():
                 check_rules(con, rules, contract=contract)
         finally:
             contract_runner._SESSION = None  # the next check builds a fresh session
+
+
+def test_each_report_keeps_the_sql_of_its_own_rules():
+    """A partner's rules carry its own code: the report of the second partner checked in the
+    same process names that partner's SQL, not the first one's (suites are cached per SQL)."""
+    contract = load_contract("claims", "1.0.0")
+    with duckdb.connect() as con:
+        _delivery(con)
+        for value in (6, 5):
+            rules = [DeliveryRule("x.value", "x is not the partner's", f"x = {value}")]
+            report = check_rules(con, rules, contract=contract)
+            [result] = report.gx_result["results"]
+            assert f"x = {value}" in result["expectation_config"]["meta"]["sql"]
+            assert (
+                result["result"]["observed_value"] == report.results[0].rows == 143 - (value == 6)
+            )
