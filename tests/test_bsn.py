@@ -92,3 +92,31 @@ def test_leak_guard_spots_formatted_bsns_only():
     assert not looks_like_raw_bsn("12345678")  # 8 digits: not a raw BSN in a text field
     assert not looks_like_raw_bsn("CJIB-123456782")
     assert not looks_like_raw_bsn(None)
+
+
+_LEAK_TEXT = st.one_of(
+    st.text(alphabet="0123456789 .", min_size=0, max_size=14),
+    st.text(alphabet="0123456789 .-aZé€", min_size=0, max_size=14),
+    st.builds(
+        lambda b, pre, post: pre + b + post,
+        st.sampled_from(["123456782", "249566758"]),
+        st.sampled_from(["", " ", ".", "x", "é", "0"]),
+        st.sampled_from(["", " ", ".", "x"]),
+    ),
+)
+
+
+@given(st.lists(_LEAK_TEXT, min_size=1, max_size=40))
+def test_the_sql_leak_guard_agrees_with_python(values):
+    """The hub's leak guard in SQL (`looks_like_raw_bsn` in sql/privacy/bsn_macros.sql, with its
+    cheap exact pre-tests) says what privacy.bsn says, value by value."""
+    import duckdb
+
+    from pipelines.sql import run_script
+
+    with duckdb.connect() as con:
+        run_script(con, "privacy/bsn_macros")
+        con.execute("create table v (i integer, t varchar)")
+        con.executemany("insert into v values (?, ?)", list(enumerate(values)))
+        found = dict(con.execute("select i, looks_like_raw_bsn(t) from v").fetchall())
+    assert [found[i] for i in range(len(values))] == [looks_like_raw_bsn(v) for v in values]

@@ -305,3 +305,29 @@ def test_a_sql_rule_with_a_clause_after_its_condition_is_counted_on_its_own(tail
         "where a.k in (select k from t group by k) and a.s <> 'limit'"
     )
     assert kept is not None and kept[0] == "a"
+
+
+def test_the_pseudonym_guard_finds_a_linkage_pseudonym_in_any_text_column():
+    """The stage guard (no 64-hex value past the link) counts exactly the rows holding one, in
+    any text column; 63 or 65 hex characters, upper case or null are not one."""
+    contract = _contract(
+        [
+            {"name": "a", "physicalType": "VARCHAR", "description": "a."},
+            {"name": "b", "physicalType": "VARCHAR", "description": "b."},
+        ],
+        table="t",
+    )
+    [guard] = [r for r in stage_rules(contract.model.schema_[0], "t") if "linkage" in r.name]
+    hexes = "0123456789abcdef" * 4
+    rows = [
+        (hexes, None),  # found
+        (None, hexes),  # found
+        (hexes[:63], hexes + "0"),
+        (hexes.upper(), "x" * 64),
+        (None, None),
+    ]
+    with duckdb.connect() as con:
+        con.execute("create table t (a varchar, b varchar)")
+        con.executemany("insert into t values (?, ?)", rows)
+        assert con.execute(guard.query).fetchall() == [(2,)]
+        assert con.execute(f"select {guard.aggregate} from t").fetchall() == [(2,)]

@@ -25,12 +25,14 @@ create or replace macro bsn_rejection_reason(raw) as (
 );
 
 create or replace macro looks_like_raw_bsn(text_value) as (
-    -- The first test is cheap and exact (only digits, spaces and dots can strip to 9 digits);
-    -- CASE evaluates the costly branch only for the few rows that pass it.
+    -- The first tests are cheap and exact (only 9 or more digits, spaces and dots can strip to
+    -- 9 digits, so at least 9 bytes, the first one of those); CASE evaluates each next test,
+    -- and the costly branch, only for the few rows that pass the ones before.
     case
-        when
-            text_value is null or not regexp_full_match(text_value, '[0-9 .]{9,}')
+        when text_value is null or strlen(text_value) < 9 then false
+        when not (ascii(text_value) between 48 and 57 or ascii(text_value) in (32, 46))
             then false
+        when not regexp_full_match(text_value, '[0-9 .]{9,}') then false
         else
             regexp_full_match(bsn_strip(text_value), '[0-9]{9}')
             and bsn_strip(text_value) != '000000000'
