@@ -700,7 +700,8 @@ def _stage_key_files(manifest: dict[str, Any], landing_folder: Path, staged_fold
     """Copy an identities delivery's key files (unchanged) beside its staged Parquet, replacing
     any earlier copy whole; the outbox copies them from here for the gemeenten signalled. Each
     copy is checked against the manifest again (the file could change after it was checked)
-    and flushed before the receipt, the commit point, is written."""
+    and on disk before the receipt, the commit point, is written: one `os.sync()` after all
+    copies, since an fsync per file cost 0.3 s for a partner's 342 key files."""
     from pipelines.recovery import fresh_folder, swap_in
 
     keys = identity_keys(manifest)
@@ -716,8 +717,7 @@ def _stage_key_files(manifest: dict[str, Any], landing_folder: Path, staged_fold
                     "still writing?)",
                 )
             )
-        with copy.open("rb") as handle:
-            os.fsync(handle.fileno())
+    os.sync()
     swap_in(work, staged_folder / KEYS_FOLDER)
 
 
