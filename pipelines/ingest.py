@@ -656,7 +656,7 @@ def parse_csv(
     text, with its line), exactly as a partner's delivery is parsed, for an input that comes
     without a manifest (a gemeente's feedback, `pipelines.feedback`): the data rows, or the
     violations of the header and the dialect (none: parsed). Checking the contract's rules is
-    the caller's (`contract_sql.delivery_rules`, `contract_runner.run_rules`)."""
+    the caller's (`contract_sql.delivery_rules`, `contract_runner.check_rules`)."""
     try:
         _load_csv(con, data_path, contract)
     except _Rejected as rejected:
