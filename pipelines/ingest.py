@@ -1176,7 +1176,11 @@ def outcome_from_quarantine(folder: Path) -> IngestOutcome:
 
 def _die_with_parent(parent: int) -> None:
     """Worker initializer: the kernel kills this worker when the run that started it dies
-    (even by SIGKILL), so no orphaned worker holds memory or files after a killed run."""
+    (even by SIGKILL), so no orphaned worker holds memory or files after a killed run; and the
+    worker leaves without the interpreter's final teardown (see `_leave_quietly`)."""
+    import atexit
+
+    atexit.register(_leave_quietly)  # registered first, so it runs after every other handler
     if sys.platform.startswith("linux"):
         import ctypes
         import signal
@@ -1186,6 +1190,17 @@ def _die_with_parent(parent: int) -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
         if os.getppid() != parent:  # the run died before prctl took effect
             os._exit(1)
+
+
+def _leave_quietly() -> None:
+    """Great Expectations keeps DuckDB objects referenced until shutdown, and DuckDB's bindings
+    then print a page of "nanobind: leaked ..." lines on stderr, from every worker, into the
+    user's terminal (as `pipelines.cli._exit` explains for the CLI itself). Its work is done
+    (outcomes returned, files written atomically, the GX session closed by its own handler):
+    leave directly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def ingest_date(

@@ -712,3 +712,13 @@ def test_a_night_without_any_delivery_says_so(ran, hub_key):
     # the date's data was accepted by an earlier run, so the night is whole; but it is said
     assert done.returncode == 0
     assert f"no deliveries found for {DAY}" in done.stderr
+
+
+def test_ingest_workers_leave_the_terminal_clean(fresh):
+    """Checking datasets in worker processes (which hold Great Expectations and DuckDB until
+    they exit) prints the night's outcome and nothing from the workers' teardown."""
+    checked = cli("ingest", "--date", DAY, "--data-dir", fresh, "--workers", 2)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "nanobind" not in checked.stderr and "leaked" not in checked.stderr, checked.stderr
+    assert "Traceback" not in checked.stderr
+    assert len(list((fresh / "staging" / DAY).glob("*/*.parquet"))) == DATASETS
