@@ -600,17 +600,13 @@ def _load_parquet(con: duckdb.DuckDBPyConnection, path: Path, contract: Contract
     run_script(con, "ingest/delivery_text_parquet", parameters)
 
 
-def _connect(
-    database: Path | str = ":memory:", *, spill_to: Path | None = None
-) -> duckdb.DuckDBPyConnection:
-    """A connection for batch work: no terminal progress bar (it would print from workers), the
-    operator's memory limit (`CRI_DUCKDB_MEMORY_LIMIT`, e.g. `4GB`) when one is set, and, for an
-    in-memory database, spilling into `spill_to` (the call's own work folder) when memory runs
-    short."""
-    con = duckdb.connect(str(database))
+def _connect(spill_to: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory database for checking one delivery: no terminal progress bar (it would print
+    from workers), the operator's memory limit (`CRI_DUCKDB_MEMORY_LIMIT`, e.g. `4GB`) when one
+    is set, and spilling into `spill_to` (the call's own work folder) when memory runs short."""
+    con = duckdb.connect()
     run_script(con, "ingest/batch_session")
-    if spill_to is not None:
-        run_script(con, "ingest/spill_to", {"temp_directory": str(spill_to)})
+    run_script(con, "ingest/spill_to", {"temp_directory": str(spill_to)})
     limit = os.environ.get(MEMORY_LIMIT_ENV)
     if limit:
         run_script(con, "ingest/memory_limit", {"memory_limit": limit})
@@ -977,7 +973,7 @@ def _check_content(
     work_dir.mkdir(parents=True, exist_ok=True)
     own = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=work_dir))
     try:
-        with _connect(spill_to=own) as con:
+        with _connect(own) as con:
             return _check_parsed(
                 con, delivery, contract, manifest, data_path, stage_to=stage_to, sealed_on=sealed_on
             )
