@@ -32,7 +32,7 @@ import polars as pl
 from pipelines.carry_forward import Selection
 from pipelines.faults import kill_point
 from pipelines.feedback import write_partner_feedback
-from pipelines.fileio import replace_atomically, temporary_sibling
+from pipelines.fileio import flush_all, replace_atomically, temporary_sibling
 from pipelines.layout import Layout
 from pipelines.ledger import ledger_dates, new_delivery, record
 from pipelines.plans import write_partner_exports
@@ -125,6 +125,7 @@ def deliver_night(
         identities=with_identity,
     )
     write_record(work / DELIVERY_RECORD, delivery)
+    flush_all()  # the gemeente files were written without a flush each (hundreds of them)
     kill_point("outbox_built")
     swap_in(work, layout.outbox_date(run_date))
     kill_point("after_outbox")
@@ -161,7 +162,8 @@ def identity_counts(rows: pl.DataFrame) -> dict[str, list[int]]:
 def _encrypt(
     outbox: Path, gemeenten: list[str], certs: Path
 ) -> tuple[list[str], list[str], str | None]:
-    """`signals.csv.p7m` for every gemeente with a certificate; the others wait."""
+    """`signals.csv.p7m` for every gemeente with a certificate; the others wait. Into the
+    outbox being built: not flushed file by file (the builder flushes all before the swap)."""
     if not gemeenten:
         return [], [], None
     if not (certs / "hub.crt").is_file() or not (certs / "hub.key").is_file():
@@ -180,11 +182,11 @@ def _encrypt(
         temporary.write_bytes(
             sign_and_encrypt(data, hub_cert, hub_key, load_certificate(recipient))
         )
-        replace_atomically(temporary, message)
+        replace_atomically(temporary, message, flush=False)
         # the manifest signed too: gemeente, date, row count and sha256 cannot be relabelled
         manifest = outbox / code / SIGNALS_MANIFEST
         temporary = temporary_sibling(manifest.with_name(MANIFEST_SIGNATURE))
         temporary.write_bytes(sign(manifest.read_bytes(), hub_cert, hub_key))
-        replace_atomically(temporary, manifest.with_name(MANIFEST_SIGNATURE))
+        replace_atomically(temporary, manifest.with_name(MANIFEST_SIGNATURE), flush=False)
         delivered.append(code)
     return delivered, waiting, (f"no certificate in {certs / 'gemeenten'}" if waiting else None)

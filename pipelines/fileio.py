@@ -29,18 +29,30 @@ def temporary_sibling(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def replace_atomically(temporary: Path, final: Path) -> Path:
-    """Move a finished temporary file into place in one step, flushing it to disk first."""
-    with Path(temporary).open("rb") as handle:
-        os.fsync(handle.fileno())
+def replace_atomically(temporary: Path, final: Path, *, flush: bool = True) -> Path:
+    """Move a finished temporary file into place in one step, flushing it to disk first.
+
+    `flush=False` is for files of a work folder that is put in place whole (a night's outbox
+    of hundreds of gemeente folders): its builder calls `flush_all()` once before the swap
+    instead of one fsync per file (about 1.3 ms each)."""
+    if flush:
+        with Path(temporary).open("rb") as handle:
+            os.fsync(handle.fileno())
     os.replace(temporary, final)
     return Path(final)
 
 
-def write_json_atomically(path: Path, document: object) -> Path:
-    """Write JSON (UTF-8, indented, trailing newline) atomically."""
+def flush_all() -> None:
+    """Put every written file on disk (`sync(2)`: returns when the data is written), before a
+    folder written with `flush=False` is swapped in."""
+    os.sync()
+
+
+def write_json_atomically(path: Path, document: object, *, flush: bool = True) -> Path:
+    """Write JSON (UTF-8, indented, trailing newline) atomically (`flush`: see
+    `replace_atomically`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = temporary_sibling(path)
     temporary.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    return replace_atomically(temporary, path)
+    return replace_atomically(temporary, path, flush=flush)

@@ -28,6 +28,7 @@ from pipelines.errors import CriError
 from pipelines.fileio import replace_atomically, temporary_sibling
 from pipelines.layout import Layout
 from pipelines.reference import reference_csv
+from pipelines.session import Session, connection
 from pipelines.sql import (
     attach_read_only,
     connect,
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 # Tables in build order; each is sql/link/<name>.sql over the ones before it.
 LINKED_TABLES = ("claims", "income", "persons", "overlap_counts", "overlap_pairs")
 CHECKED_TABLES = ("claims", "persons", "overlap_counts", "overlap_pairs")
+# what plans and signals read of link's tables (kept in memory in a one-process run)
+HANDED_OVER = ("claims", "persons")
 
 
 class LinkError(CriError):
@@ -70,11 +73,19 @@ def linked_root(data_dir: Path) -> Path:
     return Layout(data_dir).linked
 
 
-def load_linked_tables(con: duckdb.DuckDBPyConnection, folder: Path, tables: Iterable[str]) -> None:
-    """Create in-memory tables from a run's `linked/<date>/<table>.parquet` files."""
+def load_linked_tables(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    tables: Iterable[str],
+    session: Session | None = None,
+) -> None:
+    """Create in-memory tables from a run's `linked/<date>/<table>.parquet` files; a table the
+    `session` keeps as that very file's content is used as it is (`pipelines.session`)."""
     for table in tables:
-        linked_file = str(Path(folder) / f"{table}.parquet")
-        create_table(con, "link/linked_table", {"linked_file": linked_file}, table=table)
+        linked_file = Path(folder) / f"{table}.parquet"
+        if session is not None and session.holds(table, linked_file):
+            continue
+        create_table(con, "link/linked_table", {"linked_file": str(linked_file)}, table=table)
 
 
 def linked_dates(data_dir: Path) -> list[dt.date]:
@@ -119,8 +130,10 @@ def link_run(
     hub_key: KeyMaterial,
     selection: Selection,
     folder: Path,
+    session: Session | None = None,
 ) -> LinkResult:
-    """Link the selected staged datasets of `run_date` into the work `folder`."""
+    """Link the selected staged datasets of `run_date` into the work `folder` (and, with a
+    `session`, keep what plans and signals read in memory for them)."""
     if hub_key.purpose != "hub":
         raise LinkError("link needs the hub key (purpose 'hub'), not a linkage key")
     if not selection.files("claims"):
@@ -128,7 +141,7 @@ def link_run(
             f"no accepted claims for {run_date} or the {selection.max_staleness_days} days "
             "before it; nothing to link"
         )
-    with connect() as con:
+    with connection(session) as con:
         _stage_inputs(con, selection)
         create_person_ids(con, sql_text("link/staged_pseudonyms"), hub_key.secret)
         _previous_persons(con, data_dir, run_date)
@@ -137,7 +150,7 @@ def link_run(
         # From here on no relation may hold a linkage pseudonym.
         con.execute("drop table person_ids")
         check_tables(con, load_contract(*ANALYTICS_CONTRACT), list(CHECKED_TABLES))
-        _write(con, folder)
+        _write(con, folder, session)
         claims, persons, multi = query(con, "link/link_counts").fetchone()
         partners = [row[0] for row in query(con, "link/claim_partners").fetchall()]
     log.info(
@@ -146,11 +159,18 @@ def link_run(
     return LinkResult(run_date, folder, claims, persons, multi, partners)
 
 
-def _write(con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+def _write(con: duckdb.DuckDBPyConnection, folder: Path, session: Session | None) -> None:
     """Write every table into the run's work folder (swapped in whole by the run)."""
-    write_tables(con, load_contract(*ANALYTICS_CONTRACT), list(CHECKED_TABLES), folder)
+    contract = load_contract(*ANALYTICS_CONTRACT)
+    tables = list(CHECKED_TABLES)
+    write_tables(con, contract, tables, folder, session=session, keep=HANDED_OVER)
     # income is an internal input of the plans stage, not a published table: no contract
-    copy_to(con, "link/income_file", Path(folder) / "income.parquet")
+    income = Path(folder) / "income.parquet"
+    copy_to(con, "link/income_file", income)
+    if session is not None:
+        create_table(con, "link/income_file", table="income")  # as written, for plans
+        columns = [row[0] for row in con.execute("describe income").fetchall()]
+        session.keep("income", income, columns)
 
 
 def refresh_persistence(data_dir: Path, run_date: dt.date) -> bool:

@@ -48,6 +48,9 @@ class Night:
     results: dict[str, Any] = field(default_factory=dict)  # per stage, in this process only
     recovered: list[Path] = field(default_factory=list)  # rejections a killed run left
     on_dataset: Callable[[Any], None] | None = None
+    # link, plans and signals share one in-memory DuckDB session in a one-process run
+    # (`pipelines.session`); under Airflow (a process per task) there is none
+    session: Any = None
     _key: KeyMaterial | None = None
 
     @property

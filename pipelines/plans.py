@@ -34,12 +34,14 @@ from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
 from pipelines.records import export_manifest_path
 from pipelines.reference import reference_csv
+from pipelines.session import Session, connection
 from pipelines.sql import connect, copy_to, create_table, create_tables, query
 from pipelines.stage_contracts import check_tables, write_tables
 
 log = logging.getLogger(__name__)
 
 PLAN_TABLES = ("plan_proposals", "plan_lines", "plan_schedule")
+HANDED_OVER = ("plan_proposals",)  # what signals reads of the plans
 OUTCOMES = ("standard", "personal", "refer", "excluded")
 
 
@@ -97,19 +99,22 @@ def build_plan_tables(con: duckdb.DuckDBPyConnection, run_date: dt.date, policy:
     create_tables(con, "plans", PLAN_TABLES, parameters)
 
 
-def plan_run(run_date: dt.date, *, folder: Path) -> PlanSummary:
-    """Build and check the plan tables of `run_date` from the link outputs in `folder`."""
+def plan_run(run_date: dt.date, *, folder: Path, session: Session | None = None) -> PlanSummary:
+    """Build and check the plan tables of `run_date` from the link outputs in `folder` (with a
+    `session`: from memory where it keeps them, and keep the proposals for signals)."""
     if not (folder / "persons.parquet").is_file():
         raise PlanError(f"{folder}: no linked run for {run_date}; run link first")
     policy = load_policy()
     contract = load_contract(*ANALYTICS_CONTRACT)
-    with connect() as con:
-        load_linked_tables(con, folder, ("persons", "claims", "income"))
+    with connection(session) as con:
+        load_linked_tables(con, folder, ("persons", "claims", "income"), session)
         build_plan_tables(con, run_date, policy)
         check_tables(con, contract, list(PLAN_TABLES))
-        write_tables(con, contract, list(PLAN_TABLES), folder)
+        write_tables(con, contract, list(PLAN_TABLES), folder, session=session, keep=HANDED_OVER)
         outcomes = dict(query(con, "plans/outcome_counts").fetchall())
         by_partner = dict(query(con, "plans/monthly_by_partner").fetchall())
+        if session is not None:
+            session.release(("income",))  # read by plans alone
     summary = PlanSummary(
         run_date, {o: outcomes.get(o, 0) for o in OUTCOMES}, by_partner, str(policy["version"])
     )

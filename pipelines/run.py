@@ -25,6 +25,7 @@ from pipelines.commit import AfterCommitFailed, RunFailed, SnapshotFailed
 from pipelines.errors import EXIT_FAILED, EXIT_OK, EXIT_REJECTIONS, CriError
 from pipelines.lock import data_dir_lock
 from pipelines.night import Night, hub_key
+from pipelines.session import Session
 from pipelines.settings import Settings
 from pipelines.stages import STAGES, prepare, run_stage
 
@@ -81,16 +82,29 @@ def run_night(
         settings.data_dir, what=f"run --date {run_date}", wait_seconds=wait_for_lock
     ):
         night.recovered = prepare(night)
-        for stage in STAGES:
-            if on_stage_start:
-                on_stage_start(stage.name)
-            try:
-                run_stage(stage, night, on_stage=on_stage)
-            except CriError as exc:
-                if "publish" in night.results and getattr(exc, "nothing_published", True):
-                    raise AfterCommitFailed(
-                        f"the night {run_date} was published, but the {stage.name} stage "
-                        f"failed: {exc.one_line()}"
-                    ) from exc
-                raise
+        night.session = Session()  # link -> plans -> signals without re-reading their tables
+        try:
+            _run_stages(night, on_stage, on_stage_start)
+        finally:
+            night.session.close()
+            night.session = None
     return night
+
+
+def _run_stages(
+    night: Night,
+    on_stage: Callable[[str, float], None] | None,
+    on_stage_start: Callable[[str], None] | None,
+) -> None:
+    for stage in STAGES:
+        if on_stage_start:
+            on_stage_start(stage.name)
+        try:
+            run_stage(stage, night, on_stage=on_stage)
+        except CriError as exc:
+            if "publish" in night.results and getattr(exc, "nothing_published", True):
+                raise AfterCommitFailed(
+                    f"the night {night.run_date} was published, but the {stage.name} stage "
+                    f"failed: {exc.one_line()}"
+                ) from exc
+            raise

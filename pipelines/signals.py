@@ -45,6 +45,7 @@ from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
 from pipelines.records import SIGNALS_MANIFEST, read_receipt
+from pipelines.session import Session, connection
 from pipelines.sql import (
     connect,
     create_table,
@@ -143,10 +144,16 @@ def _thresholds(con: duckdb.DuckDBPyConnection, signals_policy: dict) -> None:
 
 
 def signal_run(
-    run_date: dt.date, *, data_dir: Path, hub_key: KeyMaterial, folder: Path
+    run_date: dt.date,
+    *,
+    data_dir: Path,
+    hub_key: KeyMaterial,
+    folder: Path,
+    session: Session | None = None,
 ) -> SignalSummary:
-    """Decide the signals of `run_date` from the tables in the work `folder` and check them;
-    the files are written only when the night is delivered (`pipelines.delivery`)."""
+    """Decide the signals of `run_date` from the tables in the work `folder` (with a `session`:
+    from memory where it keeps them) and check them; the files are written only when the night
+    is delivered (`pipelines.delivery`)."""
     if not (folder / "plan_proposals.parquet").is_file():
         raise SignalError(f"{folder}: no plans for {run_date}; run link and plans first")
     policy = load_policy()
@@ -162,8 +169,8 @@ def signal_run(
     }
     window = max(parameters["cooldown_days"], parameters["feedback_cooldown_days"])
     contract = load_contract(*ANALYTICS_CONTRACT)
-    with connect() as con:
-        load_linked_tables(con, folder, ("persons", "claims", "plan_proposals"))
+    with connection(session) as con:
+        load_linked_tables(con, folder, ("persons", "claims", "plan_proposals"), session)
         _thresholds(con, signals_policy)
         _history(con, data_dir, run_date, window)
         feedback_effects(con, data_dir, run_date, policy)
@@ -188,6 +195,8 @@ def signal_run(
             )
         )
         gemeenten = [row[0] for row in query(con, "signals/signal_gemeenten").fetchall()]
+        if session is not None:
+            session.release(("persons", "claims", "plan_proposals"))  # the last stage reading them
     summary = SignalSummary(
         run_date,
         counts["signals"],
@@ -248,7 +257,8 @@ def write_signal_files(
 ) -> list[str]:
     """One signals.csv + manifest per gemeente with signals, into the night's outbox folder
     being built, with the key files its sealed identities refer to (from staging);
-    gemeenten without signals get no folder."""
+    gemeenten without signals get no folder. The files are not flushed one by one: the
+    builder of the outbox calls `flush_all()` before it swaps the folder in."""
     outbox.mkdir(parents=True, exist_ok=True)
     gemeenten = sorted(rows["gemeente_code"].unique().to_list()) if rows.height else []
     for gemeente, frame in rows.group_by("gemeente_code", maintain_order=True):
@@ -265,7 +275,7 @@ def write_signal_files(
                 date_format="%Y-%m-%d",
                 quote_style="necessary",
             )
-        replace_atomically(temporary, target)
+        replace_atomically(temporary, target, flush=False)
         write_json_atomically(
             target.with_name(SIGNALS_MANIFEST),
             {
@@ -277,6 +287,7 @@ def write_signal_files(
                 "rules_version": rules_version,
                 "format_version": FORMAT_VERSION,
             },
+            flush=False,
         )
         _copy_key_files(frame, code, outbox / code / KEYS_FOLDER)
     return gemeenten

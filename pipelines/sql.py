@@ -181,6 +181,31 @@ def copy_relation(relation: Any, target: str | Path) -> None:
         raise SqlError(describe_fault(exc) or f"{target}: cannot be written ({first})") from exc
 
 
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def keep_columns(con: Any, table: str, columns: list[str]) -> None:
+    """Make `table` hold exactly `columns`, in that order (a copy only when they differ)."""
+    present = [row[0] for row in con.execute(f"describe {_quoted(table)}").fetchall()]
+    if present != columns:
+        select = ", ".join(_quoted(c) for c in columns)
+        name = _quoted(table)
+        con.execute(f"create or replace table {name} as select {select} from {name}")
+
+
+def drop_object(con: Any, kind: str, name: str) -> None:
+    """Drop a table or view (a registered Python object is unregistered), or detach an
+    attached database."""
+    if kind == "database":
+        con.execute(f"detach {_quoted(name)}")
+    elif kind == "view":
+        con.unregister(name)  # a registered Arrow table or frame (no-op for a plain view)
+        con.execute(f"drop view if exists {_quoted(name)}")
+    else:
+        con.execute(f"drop table if exists {_quoted(name)}")
+
+
 def connect(database: str | Path = ":memory:") -> Any:
     """A DuckDB connection for a stage: no progress bar (the pipeline logs; a bar garbles the
     log of a night). DuckDB refuses this setting in `config`, so it is set once here."""

@@ -112,12 +112,24 @@ def add_missing_columns(con: Any, contract: Contract, table: str) -> None:
             )
 
 
-def write_tables(con: Any, contract: Contract, tables: list[str], folder: Path) -> None:
+def write_tables(
+    con: Any,
+    contract: Contract,
+    tables: list[str],
+    folder: Path,
+    *,
+    session: Any = None,
+    keep: tuple[str, ...] = (),
+) -> None:
     """Write each table to `<folder>/<table>.parquet` with exactly the contract's columns, in
-    the contract's order, each file atomically (temporary name, then rename)."""
+    the contract's order, each file atomically (temporary name, then rename). With a
+    `pipelines.session.Session`, the tables named in `keep` stay in memory for a later stage."""
     for table in tables:
-        select = contract_sql.select_columns(table_schema(contract, table), table)
+        schema = table_schema(contract, table)
+        select = contract_sql.select_columns(schema, table)
         target = Path(folder) / f"{table}.parquet"
         temporary = temporary_sibling(target)
         con.execute(f"copy ({select}) to {contract_sql.literal(str(temporary))} (format parquet)")
         replace_atomically(temporary, target)
+        if session is not None and table in keep:
+            session.keep(table, target, [p.name for p in schema.properties or []])

@@ -189,6 +189,7 @@ def _link(night: Night) -> tuple[Any, Any]:
         hub_key=night.key,
         selection=selection,
         folder=folder,
+        session=night.session,
     )
     write_record(folder / SELECTION_RECORD, selection.fingerprint())
     return selection, result
@@ -229,7 +230,11 @@ def _plans(night: Night) -> Any:
     from pipelines.commit import night_folder
     from pipelines.plans import plan_run
 
-    return plan_run(night.run_date, folder=night_folder(night.layout, night.run_date))
+    return plan_run(
+        night.run_date,
+        folder=night_folder(night.layout, night.run_date),
+        session=night.session,
+    )
 
 
 def _feedback(night: Night) -> Any:
@@ -257,6 +262,7 @@ def _signals(night: Night) -> Any:
         data_dir=night.settings.data_dir,
         hub_key=night.key,
         folder=night_folder(night.layout, night.run_date),
+        session=night.session,
     )
 
 

@@ -5,13 +5,28 @@
 -- said the person does not live there), suppressed_repeat (cool-down: $cooldown_days, or
 -- $feedback_cooldown_days after no_help_wanted), else signalled. gemeente_code: where the
 -- signal goes (the usual routing among the gemeenten not reported not_resident).
-with per_partner as (
+--
+-- Only a person in arrears at 2+ partners can meet a reason: MULTI_ARREARS needs two
+-- qualifying partners, each one with arrears there (oldest_arrears_since counts arrears > 0
+-- only), and NO_CAPACITY a plan proposal, which plans makes for 2+ partners only. So the
+-- claims of everyone else (about three quarters of the persons) are left out first.
+with multi_partner_claims as (
+    select claims.*
+    from claims
+    where claims.person_id in (
+        select persons.person_id
+        from persons
+        where persons.n_partners >= 2
+    )
+),
+
+per_partner as (
     select
         claims.person_id,
         claims.partner,
         sum(claims.arrears_cents) as arrears_cents,
         min(claims.arrears_since) filter (where claims.arrears_cents > 0) as oldest_arrears_since
-    from claims
+    from multi_partner_claims as claims
     group by claims.person_id, claims.partner
 ),
 
@@ -32,7 +47,7 @@ crisis as (
     select
         claims.person_id,
         bool_or(claims.stage = 'garnishment') as crisis
-    from claims
+    from multi_partner_claims as claims
     group by claims.person_id
 ),
 
@@ -41,7 +56,7 @@ gemeente_counts as (
         claims.person_id,
         claims.gemeente_code,
         count(*) as claims_there
-    from claims
+    from multi_partner_claims as claims
     group by claims.person_id, claims.gemeente_code
 ),
 
