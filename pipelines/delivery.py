@@ -32,7 +32,7 @@ import polars as pl
 from pipelines.carry_forward import Selection
 from pipelines.faults import kill_point
 from pipelines.feedback import write_partner_feedback
-from pipelines.fileio import flush_all, replace_atomically, temporary_sibling
+from pipelines.fileio import flush_folder, replace_atomically, temporary_sibling
 from pipelines.layout import Layout
 from pipelines.ledger import ledger_dates, new_delivery, record
 from pipelines.plans import write_partner_exports
@@ -125,7 +125,7 @@ def deliver_night(
         identities=with_identity,
     )
     write_record(work / DELIVERY_RECORD, delivery)
-    flush_all()  # the gemeente files were written without a flush each (hundreds of them)
+    flush_folder(work)  # the gemeente files were written without a flush each (hundreds)
     kill_point("outbox_built")
     swap_in(work, layout.outbox_date(run_date))
     kill_point("after_outbox")

@@ -33,8 +33,8 @@ def replace_atomically(temporary: Path, final: Path, *, flush: bool = True) -> P
     """Move a finished temporary file into place in one step, flushing it to disk first.
 
     `flush=False` is for files of a work folder that is put in place whole (a night's outbox
-    of hundreds of gemeente folders): its builder calls `flush_all()` once before the swap
-    instead of one fsync per file (about 1.3 ms each)."""
+    of hundreds of gemeente folders): its builder calls `flush_folder` once before the swap
+    instead of one fsync per file as it goes (about 1.3 ms each)."""
     if flush:
         with Path(temporary).open("rb") as handle:
             os.fsync(handle.fileno())
@@ -42,10 +42,22 @@ def replace_atomically(temporary: Path, final: Path, *, flush: bool = True) -> P
     return Path(final)
 
 
-def flush_all() -> None:
-    """Put every written file on disk (`sync(2)`: returns when the data is written), before a
-    folder written with `flush=False` is swapped in."""
+def flush_folder(folder: Path) -> None:
+    """Put a folder written with `flush=False` on disk before it is swapped in: one `sync(2)`
+    writes everything out at once, then an fsync per file and folder, now cheap, reports what
+    `sync` cannot: a write that failed (a full disk, an I/O error) raises here, before the swap."""
     os.sync()
+    for path in sorted(Path(folder).rglob("*"), reverse=True):  # files before their folders
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def write_json_atomically(path: Path, document: object, *, flush: bool = True) -> Path:

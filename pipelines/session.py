@@ -28,6 +28,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from pipelines.sql import connect, drop_object, keep_columns, query
 
 
@@ -73,8 +75,8 @@ class Session:
         """Drop what a stage left besides the kept tables: its tables, views, registered
         Python objects and attached databases."""
         leftovers = query(self.con, "session/leftovers", {"kept": sorted(self._kept)}).fetchall()
-        for kind, name in leftovers:
-            drop_object(self.con, kind, name)
+        for kind, database, schema, name in leftovers:
+            drop_object(self.con, kind, name, database, schema)
 
 
 @contextlib.contextmanager
@@ -87,5 +89,10 @@ def connection(session: Session | None) -> Iterator[Any]:
         return
     try:
         yield session.con
-    finally:
-        session.tidy()
+    except BaseException:
+        # the stage's own error is the one to tell; a session DuckDB gave up on cannot be
+        # tidied, and the run stops anyway
+        with contextlib.suppress(duckdb.Error):
+            session.tidy()
+        raise
+    session.tidy()

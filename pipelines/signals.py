@@ -258,7 +258,7 @@ def write_signal_files(
     """One signals.csv + manifest per gemeente with signals, into the night's outbox folder
     being built, with the key files its sealed identities refer to (from staging);
     gemeenten without signals get no folder. The files are not flushed one by one: the
-    builder of the outbox calls `flush_all()` before it swaps the folder in."""
+    builder of the outbox calls `flush_folder` before it swaps the folder in."""
     outbox.mkdir(parents=True, exist_ok=True)
     gemeenten = sorted(rows["gemeente_code"].unique().to_list()) if rows.height else []
     for gemeente, frame in rows.group_by("gemeente_code", maintain_order=True):

@@ -194,16 +194,21 @@ def keep_columns(con: Any, table: str, columns: list[str]) -> None:
         con.execute(f"create or replace table {name} as select {select} from {name}")
 
 
-def drop_object(con: Any, kind: str, name: str) -> None:
-    """Drop a table or view (a registered Python object is unregistered), or detach an
-    attached database."""
+def drop_object(
+    con: Any, kind: str, name: str, database: str = "memory", schema: str = "main"
+) -> None:
+    """Drop a table or view by its full name (a registered Python object is unregistered),
+    or detach an attached database."""
     if kind == "database":
         con.execute(f"detach {_quoted(name)}")
-    elif kind == "view":
-        con.unregister(name)  # a registered Arrow table or frame (no-op for a plain view)
-        con.execute(f"drop view if exists {_quoted(name)}")
+        return
+    full = ".".join(_quoted(part) for part in (database, schema, name))
+    if kind == "view":
+        if database == "temp":
+            con.unregister(name)  # a registered Arrow table or frame (no-op for a plain view)
+        con.execute(f"drop view if exists {full}")
     else:
-        con.execute(f"drop table if exists {_quoted(name)}")
+        con.execute(f"drop table if exists {full}")
 
 
 def connect(database: str | Path = ":memory:") -> Any:

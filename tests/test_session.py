@@ -4,12 +4,15 @@ used only while it still says what the file says."""
 
 from __future__ import annotations
 
+import datetime as dt
+import errno
 import os
 import shutil
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 import pipelines.link
 from pipelines.layout import Layout
@@ -18,7 +21,7 @@ from pipelines.lock import data_dir_lock
 from pipelines.night import Night
 from pipelines.run import run_night
 from pipelines.session import Session, connection
-from pipelines.settings import Settings
+from pipelines.settings import PROJECT_ROOT, Settings
 from pipelines.stages import STAGES, prepare, run_stage
 from tests.helpers import EXTRACT_DATE, deliver_empty_extracts, hub_key_file
 
@@ -33,15 +36,20 @@ def _tables(folder: Path) -> dict[str, list[tuple]]:
         }
 
 
-def _as_airflow_does(data_dir: Path, key: Path) -> None:
-    """Every stage on its own, reading the files the one before wrote (no session)."""
+def _stage_by_stage(data_dir: Path, key: Path, session: Session | None = None) -> dict:
+    """Every stage on its own, as the Airflow tasks run them (without a session: reading the
+    files the stage before wrote); returns the session's tables after each stage."""
     settings = Settings.resolve(data_dir=data_dir, hub_key_file=key)
     night = Night(EXTRACT_DATE, settings)
+    night.session = session
+    held = {}
     with data_dir_lock(data_dir, what="test"):
         night.recovered = prepare(night)
         for stage in STAGES:
-            assert night.session is None
             run_stage(stage, night)
+            if session is not None:
+                held[stage.name] = {r[0] for r in session.con.execute("show tables").fetchall()}
+    return held
 
 
 def test_one_session_gives_the_same_tables_and_files_as_stage_by_stage(
@@ -65,7 +73,7 @@ def test_one_session_gives_the_same_tables_and_files_as_stage_by_stage(
     # plans and signals took link's and plans' tables from memory; only delivery reads a file
     assert read_back == ["signals"]
     read_back.clear()
-    _as_airflow_does(apart, key)
+    _stage_by_stage(apart, key)
     assert read_back == [
         "persons",
         "claims",
@@ -75,7 +83,7 @@ def test_one_session_gives_the_same_tables_and_files_as_stage_by_stage(
         "plan_proposals",
         "signals",
     ]
-    assert summary.session is None  # closed with the run
+    assert summary.session is None  # the run's session ends with it
     linked = [Layout(d).linked_date(EXTRACT_DATE) for d in (one, apart)]
     tables = [_tables(folder) for folder in linked]
     assert {
@@ -128,18 +136,103 @@ def test_a_kept_table_is_used_only_while_its_file_is_unchanged(tmp_path):
         session.close()
 
 
-def test_a_failing_stage_leaves_only_the_kept_tables(tmp_path):
+def test_the_session_holds_only_what_a_later_stage_reads(tmp_path, night_template):
+    shutil.copytree(night_template, tmp_path / "landing")
+    deliver_empty_extracts(tmp_path / "landing", EXTRACT_DATE)
     session = Session()
     try:
+        held = _stage_by_stage(tmp_path, hub_key_file(tmp_path), session)
+    finally:
+        session.close()
+    assert held["link"] == {"claims", "persons", "income"}
+    assert held["plans"] == {"claims", "persons", "plan_proposals"}  # income was plans' alone
+    assert held["feedback"] == held["plans"]
+    assert held["signals"] == held["publish"] == held["report"] == set()
+
+
+def test_a_failing_stage_leaves_only_the_kept_tables_and_its_own_error(tmp_path):
+    session = Session()
+    file = tmp_path / "persons.parquet"
+    try:
+        with connection(session) as con:
+            con.execute("create table persons as select 1 as a")
+            con.execute(f"copy persons to '{file}'")
+            session.keep("persons", file, ["a"])
         try:
             with connection(session) as con:
                 con.execute("create table half_done as select 1 as x")
+                con.execute("create temp table persons as select 999 as a")  # would shadow
+                con.execute("create schema scratch")
+                con.execute("create table scratch.big as select 1 as x")
                 con.execute(f"attach '{tmp_path / 'other.duckdb'}' as other")
                 raise RuntimeError("the stage failed")
-        except RuntimeError:
-            pass
-        assert session.con.execute("show tables").fetchall() == []
+        except RuntimeError as exc:
+            assert str(exc) == "the stage failed"
+        tables = session.con.execute(
+            "select database_name, schema_name, table_name from duckdb_tables()"
+        ).fetchall()
+        assert tables == [("memory", "main", "persons")]
+        assert session.con.execute("select * from persons").fetchall() == [(1,)]
         databases = {r[0] for r in session.con.execute("show databases").fetchall()}
         assert "other" not in databases
     finally:
         session.close()
+
+
+def test_partners_in_arrears_worked_by_hand():
+    """sql/link/persons.sql: a partner counts when the person's arrears there are above zero
+    (one claim with arrears is enough); the list is alphabetical; routing takes the gemeente
+    of most claims, ties to the smallest code."""
+    with duckdb.connect() as con:
+        con.execute(
+            "create table claims as select * from (values "
+            "('p1', 'TSL', 0, 500, 'GM0002', false, null),"
+            "('p1', 'TSL', 250, 500, 'GM0002', false, date '2026-01-05'),"
+            "('p1', 'BD', 0, 900, 'GM0001', false, null),"
+            "('p1', 'CJIB', 100, 100, 'GM0001', true, date '2025-12-01'),"
+            "('p2', 'BD', 0, 300, 'GM0003', false, null),"
+            "('p3', 'UWV', 40, 40, 'GM0004', false, date '2026-02-01')"
+            ") as t(person_id, partner, arrears_cents, outstanding_cents, gemeente_code, "
+            "debt_assistance, arrears_since)"
+        )
+        con.execute(
+            "create table previous_persons as select 'p1' as person_id, 3 as persistence_runs"
+        )
+        sql = (PROJECT_ROOT / "sql" / "link" / "persons.sql").read_text()
+        rows = con.execute(
+            "select person_id, n_partners, partners, arrears_cents, outstanding_cents, "
+            "oldest_arrears_since, gemeente_code, debt_assistance, persistence_runs "
+            f"from ({sql}) order by person_id",
+            {"run_date": "2026-03-01"},
+        ).fetchall()
+    assert rows == [
+        ("p1", 2, ["CJIB", "TSL"], 350, 2000, dt.date(2025, 12, 1), "GM0001", True, 4),
+        ("p2", 0, [], 0, 300, None, "GM0003", False, 0),
+        ("p3", 1, ["UWV"], 40, 40, dt.date(2026, 2, 1), "GM0004", False, 0),
+    ]
+
+
+def test_a_write_error_told_at_the_outbox_flush_keeps_the_outbox_out(
+    tmp_path, night_template, monkeypatch
+):
+    """The gemeente files are flushed once, before the outbox is swapped in: a write the disk
+    failed (reported by fsync) stops the night there, with no outbox and no ledger entry."""
+    shutil.copytree(night_template, tmp_path / "landing")
+    deliver_empty_extracts(tmp_path / "landing", EXTRACT_DATE)
+    fsync = os.fsync
+    failed = []
+
+    def disk_error(descriptor: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{descriptor}")
+        if "/outbox/" in path and path.endswith("signals.csv"):
+            failed.append(path)
+            raise OSError(errno.EIO, "Input/output error")
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", disk_error)
+    with pytest.raises(OSError, match="Input/output error"):
+        run_night(EXTRACT_DATE, data_dir=tmp_path, hub_key_path=hub_key_file(tmp_path))
+    assert failed
+    layout = Layout(tmp_path)
+    assert not layout.outbox_date(EXTRACT_DATE).exists()
+    assert not (layout.ledger / EXTRACT_DATE.isoformat()).exists()

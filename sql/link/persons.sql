@@ -1,9 +1,10 @@
 -- grain: one row per person with an accepted claim in the run (rules.md sections 1-2)
 -- A partner is in arrears for a person when the person's arrears there add up to more than
 -- zero; arrears are never negative (claims contract), so: when one claim there has arrears.
--- Each partner of the night is one bit; a person's partners in arrears are the bits of their
--- claims with arrears, OR-ed in the one pass over the claims that makes the totals (a list per
--- person built in its own group-by cost more than the rest of this query together).
+-- Each partner of the night is one bit (of 64; there are 8 CRI partners); a person's partners
+-- in arrears are the bits of their claims with arrears, OR-ed in the one pass over the claims
+-- that makes the totals (a list per person built in its own group-by cost more than the rest
+-- of this query together).
 with partner_bits as (
     select
         partners.partner,
@@ -51,7 +52,7 @@ totals as (
 ),
 
 partner_sets as (
-    -- the partners of each set of bits that occurs, alphabetically (256 sets at most)
+    -- the partners of each set of bits that occurs, alphabetically
     select
         masks.arrears_mask,
         list(partner_bits.partner order by partner_bits.partner) as partners
