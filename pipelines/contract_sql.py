@@ -654,12 +654,15 @@ def history_hashed_sql(shape: HistoryShape, relation: str, *, whole: bool) -> st
 
 
 def history_added_sql(shape: HistoryShape) -> str:
-    """Rows of `cur_hashed` not in `prev_hashed` (new or changed), stamped `valid_from`."""
+    """Rows of `cur_state` whose keys and hashes are not in `prev_hashed` (new or changed),
+    stamped `valid_from`. The hashes are computed again as the rows are read (cheaper than
+    keeping a hashed copy of every column; `cur_hashed` keeps keys and hashes only)."""
     columns = ", ".join(f"cur.{identifier(c)}" for c in shape.columns if c != "run_date")
     using = ", ".join(identifier(c) for c in (*shape.keys, "h1", "h2"))
+    hashed = history_hashed_sql(shape, "cur_state", whole=True)
     return (
         f"select {columns}, cast($valid_from as date) as valid_from "
-        f"from cur_hashed as cur anti join prev_hashed using ({using})"
+        f"from ({hashed}) as cur anti join prev_hashed using ({using})"
     )
 
 

@@ -379,8 +379,8 @@ class Publisher:
                 self._state(con, base_date, table, self.latest[base_date], "prev_state")
             else:
                 con.execute(contract_sql.empty_view_statement(shape, "prev_state"))
-            for side, whole in (("cur", True), ("prev", False)):
-                hashed = contract_sql.history_hashed_sql(shape, f"{side}_state", whole=whole)
+            for side in ("cur", "prev"):  # keys, counters and hashes (the rows stay in the file)
+                hashed = contract_sql.history_hashed_sql(shape, f"{side}_state", whole=False)
                 con.sql(hashed).create(f"{side}_hashed")
             counts = [
                 copy_query(
