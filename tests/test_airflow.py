@@ -50,7 +50,9 @@ def airflow_env(tmp_path_factory):
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # sqlite's own wait for a lock is 5 s; the scheduler, API server, dag-processor and
+        # a CLI write the same file on 2 shared cores, so one write can wait longer than that
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
     }
     subprocess.run(
         [AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=600

@@ -48,7 +48,9 @@ def airflow_env(home: Path, data_dir: Path, key: Path, port: int) -> dict[str, s
         **os.environ,
         "PATH": f"{Path(AIRFLOW).parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # sqlite's own wait for a lock is 5 s; the scheduler, API server, dag-processor and
+        # a CLI write the same file on 2 shared cores, so one write can wait longer than that
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}?timeout=60",
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
