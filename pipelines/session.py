@@ -3,8 +3,9 @@
 Each of these stages writes its checked tables to the night's work folder, and the next stage
 reads them back from there: that is how Airflow tasks (one process each) hand them over, and it
 stays the only way there. When the whole night runs in one process (`cri-overlap run`), reading
-back what was written a moment ago costs seconds at national scale (the 7.6 million claims are
-read three times). A `Session` keeps those tables in one in-memory DuckDB database instead:
+back what was written a moment ago costs seconds at national scale (2,000,000 persons: the 4.2
+million claims were read back twice, about 3 s a night). A `Session` keeps those tables in one
+in-memory DuckDB database instead:
 
 - a stage runs its SQL on the session's connection (`connection`);
 - after writing a table that a later stage reads, it `keep`s it: the table is made to hold
