@@ -38,11 +38,14 @@ bench: $(STAMP)
 # pointed at the demo data dir; the demo runs first when there is no demo data yet.
 # UI: http://localhost:8080 (AIRFLOW_PORT to move it; task runners reach the execution API there).
 # pipelines/airflow_local.py runs standalone so that one Ctrl+C stops every process it started.
+# sqlite waits up to 60 s for a lock (its default 5 s is too short for Airflow's components
+# writing one file on a small, busy machine: "database is locked").
 AIRFLOW_PORT ?= 8080
 airflow: $(STAMP)
 	@test -f data/keys/hub.key.json || $(BIN)/cri-overlap demo --quiet
 	PATH=$(CURDIR)/$(BIN):$$PATH \
 	AIRFLOW_HOME=$(CURDIR)/airflow_home \
+	AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=sqlite:///$(CURDIR)/airflow_home/airflow.db?timeout=60 \
 	AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=False \
 	AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS=True \
