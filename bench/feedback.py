@@ -8,9 +8,10 @@ file per gemeente with a status for every one of its signals. Timed:
   each, check all rows against the `feedback` contract in one Great Expectations run, match them
   with the ledger, append them to the feedback ledger;
 - what a night then pays to read the feedback (`pipelines.feedback.effects`: the standing status
-  per signal and the effects per person), after one intake and after `--intakes` of them (the
-  feedback ledger a year of weekly intakes of this size would hold), so that its growth with
-  the history shows.
+  per signal and the effects per person), after one intake and after `--intakes` of them (a
+  year of weekly full lists: every signal again, `--changing` of them at a new status), each
+  folded into the ledger by the nightly compaction (`pipelines.feedback.compact`, also timed),
+  so that any growth with the history shows.
 
 Results: `bench/results/feedback-<date>.json` and `.md`.
 """
@@ -31,11 +32,14 @@ import polars as pl
 from common import BENCH_DATE, RESULTS, machine, write_result
 from sealing import gemeente_certificates
 
-from pipelines.feedback import effects, take_in
+from pipelines.feedback import INTAKE_RECORD, ROWS_FILE, compact, effects, take_in
+from pipelines.feedback import feedback_files as all_feedback_files
 from pipelines.layout import Layout
 from pipelines.policy import load_policy
 from pipelines.reference import gemeenten
 from pipelines.sql import connect
+
+LONG_AGO = dt.date(2000, 1, 1)  # a retention cut that drops nothing: every signal is kept
 from privacy.cms import load_certificate, load_private_key, sign
 
 STATUSES = [
@@ -94,6 +98,24 @@ def feedback_files(data_dir: Path, frame: pl.DataFrame, keys: Path) -> int:
     return files
 
 
+def restate(week_0: Path, target: Path, week: int, share: float) -> None:
+    """A later week's full list: every row of week 0 again, with a `share` of the signals (a
+    different part each week) at a status reached that week."""
+    with connect() as con:
+        con.execute(
+            "copy (select * replace (case when hash(signal_id, $week) % 1000 < $per_mille "
+            "then status_date + to_days(7 * $week) else status_date end as status_date) "
+            f"from read_parquet($rows)) to '{target}' (format parquet)",
+            {"rows": str(week_0), "week": week, "per_mille": int(share * 1000)},
+        )
+
+
+def ledger_rows(data_dir: Path) -> int:
+    with connect() as con:
+        files = [str(p) for p in all_feedback_files(data_dir)]
+        return con.execute("select count(*) from read_parquet($f)", {"f": files}).fetchall()[0][0]
+
+
 def timed_effects(data_dir: Path, repeat: int) -> float:
     best = float("inf")
     for _ in range(repeat):
@@ -110,6 +132,12 @@ def main() -> None:
     parser.add_argument("--signals", type=int, default=357_779)
     parser.add_argument("--intakes", type=int, default=52)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--changing",
+        type=float,
+        default=0.1,
+        help="share of the signals whose status changes in a week (the rest is re-sent as is)",
+    )
     args = parser.parse_args()
 
     load = round(os.getloadavg()[0], 2)
@@ -128,11 +156,27 @@ def main() -> None:
         assert not intake.refused and intake.rows == args.signals, intake.refused[:1]
         print(f"  intake of {files} files, {intake.rows:,} rows: {intake_s:.2f} s", flush=True)
         one = timed_effects(data_dir, args.repeat)
-        for number in range(1, args.intakes):  # the same rows again, as later intakes
-            copy = intake.folder.with_name(f"{intake.folder.name}{number:03d}")
-            shutil.copytree(intake.folder, copy)
+        layout = Layout(data_dir)
+        shutil.copy(intake.folder / ROWS_FILE, data_dir / "week-0.parquet")  # compaction removes it
+        begin = time.perf_counter()
+        compact(layout, LONG_AGO)  # what the night's commit does after the intake
+        first_compaction = time.perf_counter() - begin
+        one_compacted = timed_effects(data_dir, args.repeat)
+        nightly = 0.0
+        for number in range(1, args.intakes):  # later weekly intakes of the full lists
+            later = intake.folder.with_name(f"{intake.folder.name}{number:03d}")
+            later.mkdir()
+            shutil.copy(intake.folder / INTAKE_RECORD, later / INTAKE_RECORD)
+            restate(data_dir / "week-0.parquet", later / ROWS_FILE, number, args.changing)
+            begin = time.perf_counter()
+            compact(layout, LONG_AGO)
+            nightly = time.perf_counter() - begin
+        kept_rows = ledger_rows(data_dir)
         many = timed_effects(data_dir, args.repeat)
-        print(f"  effects: {one:.2f} s after 1 intake, {many:.2f} s after {args.intakes}")
+        print(
+            f"  effects: {one:.2f} s after 1 intake, {many:.2f} s after {args.intakes} "
+            f"({kept_rows:,} rows); compaction {first_compaction:.2f} s, {nightly:.2f} s a night"
+        )
 
     report = {
         "machine": machine(),
@@ -143,8 +187,13 @@ def main() -> None:
         "intake_ms_per_file": round(intake_s * 1000 / files, 1),
         "intake_s_per_100k_rows": round(intake_s * 100_000 / args.signals, 3),
         "effects_after_1_intake_s": round(one, 3),
+        "compaction_after_1_intake_s": round(first_compaction, 3),
+        "effects_after_1_intake_compacted_s": round(one_compacted, 3),
         "intakes": args.intakes,
-        "feedback_rows_after_intakes": args.signals * args.intakes,
+        "restated_share": args.changing,
+        "feedback_rows_taken_in": args.signals * args.intakes,
+        "ledger_rows_after_intakes": kept_rows,
+        f"compaction_at_intake_{args.intakes}_s": round(nightly, 3),
         f"effects_after_{args.intakes}_intakes_s": round(many, 3),
     }
     path = write_result("feedback", report)

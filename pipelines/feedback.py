@@ -13,8 +13,10 @@ re-sent file with new content counts and the same bytes again change nothing) an
 2. ignores, listed by line, rows about a signal that was not sent to that gemeente (looked up
    in the ledger of the date in the signal id);
 3. appends the rest, with the hub's own person id and the partners that qualified for the
-   signal, to the append-only feedback ledger `feedback_ledger/<intake id>/` (one folder per
-   intake, renamed into place whole, so a killed run takes the same files in again next time).
+   signal, to the feedback ledger as `feedback_ledger/<intake id>/` (one folder per intake,
+   renamed into place whole, so a killed run takes the same files in again next time); after
+   the night's commit, `expire` folds the intakes' rows into `feedback_ledger/compacted.parquet`
+   (`compact`), so that what a night reads does not grow with what gemeenten re-send.
 
 The gemeente's CSV is never kept by the hub beyond its checked rows; reasons and results stay
 on the hub: they reach the analysts as monitoring counts (suppressed in the `agg_` tables) and
@@ -28,6 +30,7 @@ signal), and `effects` into what they change for each person; `pipelines.signals
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -40,6 +43,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from pipelines.contract_runner import check_rules
 from pipelines.contract_sql import delivery_rules, delivery_views
@@ -47,9 +51,7 @@ from pipelines.contracts import load_contract
 from pipelines.errors import CriError
 from pipelines.faults import kill_point
 from pipelines.feedback_file import FEEDBACK_NAME_PATTERN, SIGNAL_ID_PATTERN
-from pipelines.fileio import (
-    sha256_file,
-)
+from pipelines.fileio import replace_atomically, sha256_file, temporary_sibling
 from pipelines.ingest import Violation, parse_csv, printable
 from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
@@ -72,6 +74,8 @@ FEEDBACK_CONTRACT = ("feedback", "1.0.0")
 GEMEENTE_FOLDER = re.compile(r"GM[0-9]{4}")
 INTAKE_RECORD = "intake.json"
 ROWS_FILE = "feedback.parquet"
+COMPACTED = "compacted.parquet"  # the intakes' rows, compacted (see `compact`)
+COMPACTED_KEY = "cri_overlap_intakes"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 EXAMPLES = 5
 
@@ -141,9 +145,31 @@ def feedback_ledger(data_dir: Path) -> Path:
 
 
 def feedback_files(data_dir: Path) -> list[Path]:
-    """Every intake's rows file of the feedback ledger, oldest intake first."""
+    """The rows files that together are the feedback ledger: the compacted file (when there is
+    one) and the rows file of every intake not compacted into it yet, oldest intake first."""
     root = feedback_ledger(data_dir)
-    return sorted(p for p in root.glob(f"[0-9]*/{ROWS_FILE}") if p.is_file())
+    compacted = root / COMPACTED
+    merged = compacted_intakes(compacted)
+    intakes = sorted(
+        p for p in root.glob(f"[0-9]*/{ROWS_FILE}") if p.is_file() and p.parent.name not in merged
+    )
+    return ([compacted] if compacted.is_file() else []) + intakes
+
+
+def compacted_intakes(compacted: Path) -> set[str]:
+    """The intake ids whose rows the compacted file holds (in its Parquet key-value metadata,
+    so that the rows and the list of what they hold are replaced in one step); none when there
+    is no compacted file yet."""
+    if not compacted.is_file():
+        return set()
+    try:
+        metadata = pq.read_schema(compacted).metadata or {}
+        return set(json.loads(metadata[COMPACTED_KEY.encode()]))
+    except (OSError, KeyError, ValueError, pa.ArrowException) as exc:
+        raise FeedbackError(
+            f"{compacted}: not a compacted feedback ledger ({type(exc).__name__}); "
+            "restore it from a backup, or remove it and put back the intakes' rows files"
+        ) from None
 
 
 def _taken_in(data_dir: Path) -> set[tuple[str, str]]:
@@ -470,53 +496,116 @@ def _first_line(exc: Exception) -> str:
     return lines[0][:200] if lines else type(exc).__name__
 
 
-EXPIRY_READY = ".expiry-ready"  # every rows file's new contents are written: replace them
+# What a retention pass of an earlier version left when killed between its two phases (it
+# rewrote the intakes' rows files one by one); finished by `expire`, for a hub upgraded from it.
+EXPIRY_READY = ".expiry-ready"
 NEW_ROWS = ".feedback.parquet.new"
 
 
 def expire(layout: Layout, before: dt.date, seen: set[tuple[str, str]] | None = None) -> int:
-    """Retention (interfaces.md section 4): feedback about signals of run dates before `before`
-    goes, except a standing status whose effect lasts: `deceased` or `not_resident` (never
-    signalled again; never routed there again), and help or `no_help_wanted` while its
-    exclusion or longer cool-down may still run; and the gemeenten' files named before it that
-    were taken in go from `feedback/`. Returns the number of rows files rewritten.
-
-    Two phases, so a kill at any moment is finished by the next run as if it had not happened:
-    every affected rows file's new contents are written beside it first (from one reading of
-    the whole ledger, since what stands for a signal may depend on rows in other files), then
-    a marker, then the files are replaced; a marker found at the start finishes the replacing,
-    new contents without a marker are thrown away."""
+    """Retention (interfaces.md section 4) and compaction of the feedback ledger, once a night
+    after the commit: the gemeenten' files named before `before` that were taken in go from
+    `feedback/`, the ledger is compacted (`compact`) without the feedback about signals of run
+    dates before `before` whose effect does not last, and the records of intakes before it go
+    (`_expire_intakes`). Returns the number of ledger rows that went."""
     root = layout.feedback_ledger
     if (root / EXPIRY_READY).is_file():
         _replace_expired(root)
     for stray in root.glob(f"[0-9]*/{NEW_ROWS}"):
         stray.unlink()
     _expire_inbox(layout, before, _taken_in(layout.data_dir) if seen is None else seen)
-    files = [str(p) for p in feedback_files(layout.data_dir)]
+    gone = compact(layout, before)
+    _expire_intakes(root, before, compacted_intakes(root / COMPACTED))
+    return gone
+
+
+def compact(layout: Layout, before: dt.date) -> int:
+    """Fold every intake's rows into one compacted file, so that what a night reads does not
+    grow with the feedback kept: of the rows about one signal and one status date only one can
+    ever count, on any run date (the latest intake, file and line: rules.md section 5 takes the
+    latest status_date and breaks a tie by them), so only that one is kept; a gemeente that
+    sends its full list every week adds rows only for the statuses that changed. The retention
+    period is applied in the same pass (`sql/feedback/feedback_kept.sql`): of signals of run
+    dates before `before` only a standing status whose effect lasts stays.
+
+    The new file, with the list of intakes it holds in its metadata, replaces the old one in one
+    step; only then do those intakes' rows files go (their `intake.json` stays: it says what
+    was taken in). A kill at any moment leaves a ledger that reads the same: before the
+    replace the old files are all there, after it the readers skip the rows files of intakes
+    the compacted file holds, and the next call removes them. Returns the rows that went."""
+    root = layout.feedback_ledger
+    compacted = root / COMPACTED
+    for leftover in root.glob(f".{COMPACTED}.*.tmp"):
+        leftover.unlink()  # a compaction killed before its replace
+    _remove_rows_files(root, compacted_intakes(compacted))  # one killed after it
+    files = feedback_files(layout.data_dir)
     if not files:
         return 0
-    with connect() as con:
-        parameters = {"feedback_files": files, "before": before}
-        rules = load_policy()["feedback"]
-        create_table(
-            con,
-            "feedback/feedback_kept",
-            {
-                **parameters,
-                "lasting_results": [*rules["exclusion_results"], "no_help_wanted"],
-                "lasting_days": max(int(rules["exclusion_days"]), int(rules["cooldown_days"])),
-            },
-        )
-        affected = [r[0] for r in query(con, "feedback/expiring_files", parameters).fetchall()]
-        if not affected:
-            return 0
-        for file in affected:
-            copy_to(con, "feedback/kept_rows_of", Path(file).with_name(NEW_ROWS), {"file": file})
-    (root / EXPIRY_READY).touch()
-    kill_point("feedback_expiry_ready")
-    _replace_expired(root)
-    log.info("retention: feedback about signals before %s removed from %s", before, root)
-    return len(affected)
+    merged = {p.parent.name for p in files if p != compacted}
+    merged |= {i for i in compacted_intakes(compacted) if (root / i).is_dir()}  # not expired
+    rows_before = sum(pq.read_metadata(p).num_rows for p in files)
+    rules = load_policy()["feedback"]
+    temporary = temporary_sibling(compacted)
+    try:
+        with connect() as con:
+            copy_to(
+                con,
+                "feedback/feedback_kept",
+                temporary,
+                {
+                    "feedback_files": [str(p) for p in files],
+                    "before": before,
+                    "lasting_results": [*rules["exclusion_results"], "no_help_wanted"],
+                    "lasting_days": max(int(rules["exclusion_days"]), int(rules["cooldown_days"])),
+                    "intakes": json.dumps(sorted(merged)),
+                },
+                options=f"(format parquet, kv_metadata {{{COMPACTED_KEY}: $intakes}})",
+            )
+        gone = rows_before - pq.read_metadata(temporary).num_rows
+        if files == [compacted] and gone == 0:
+            return 0  # nothing new, nothing expired: the file stays as it is
+        replace_atomically(temporary, compacted)
+    finally:
+        temporary.unlink(missing_ok=True)
+    kill_point("feedback_compacted")
+    _remove_rows_files(root, merged)
+    if gone:
+        log.info("feedback ledger: %d rows superseded or past retention (before %s)", gone, before)
+    return gone
+
+
+def _expire_intakes(root: Path, before: dt.date, compacted: set[str]) -> None:
+    """The records of intakes on run dates before the cut go too (retention: older run dates
+    leave every hub file), once their rows are in the compacted file and every file they took
+    in has left `feedback/` (else the same bytes would be taken in again). The record goes
+    before its folder, and an empty folder left by a kill goes the next time."""
+    for intake in sorted(compacted):
+        folder = root / intake
+        record = folder / INTAKE_RECORD
+        if record.is_file():
+            content = read_json(record)
+            named = [_named_on(entry["file"]) for entry in content.get("files", [])]
+            if dt.date.fromisoformat(content["run_date"]) >= before or any(
+                date is None or date >= before for date in named
+            ):
+                continue
+            (folder / ROWS_FILE).unlink(missing_ok=True)
+            record.unlink()
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _named_on(file: str) -> dt.date | None:
+    match = FEEDBACK_NAME_PATTERN.fullmatch(Path(file).name)
+    try:
+        return dt.date.fromisoformat(match["date"]) if match else None
+    except ValueError:
+        return None
+
+
+def _remove_rows_files(root: Path, intakes: set[str]) -> None:
+    for intake in intakes:
+        (root / intake / ROWS_FILE).unlink(missing_ok=True)
 
 
 def _replace_expired(root: Path) -> None:

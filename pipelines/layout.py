@@ -11,7 +11,8 @@
       warehouse/history/<date>/<v>/  each run date's published partition, one folder per version
       reports/<date>/                the run report and the validation results
       feedback/<GMxxxx>/             what gemeenten send back about their signals (theirs)
-      feedback_ledger/<intake id>/   append-only: the feedback rows the hub took in
+      feedback_ledger/<intake id>/   each feedback intake: the files taken in, its rows until
+                                     folded into feedback_ledger/compacted.parquet
       keys/, certs/                  the demo's key files and certificates
       partner-side/, gemeente-side/  the demo's stand-ins for the partners' and gemeenten' machines
       .cri-overlap.lock              one run at a time

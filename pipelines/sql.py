@@ -111,12 +111,13 @@ def copy_to(
     options: str = "(format parquet)",
 ) -> None:
     """Write the result of `sql/<name>.sql` to a file with the given COPY options (e.g.
-    `pipelines.dialect.DUCKDB_COPY_CSV`); the default is Parquet as DuckDB writes it plainly."""
+    `pipelines.dialect.DUCKDB_COPY_CSV`); the default is Parquet as DuckDB writes it plainly.
+    The options may bind parameters too (e.g. `kv_metadata {key: $value}`)."""
     sql = sql_text(name)
     try:
         con.execute(
             f"copy ({sql}) to '{str(target).replace(chr(39), chr(39) * 2)}' {options}",
-            parameters_used(sql, parameters),
+            parameters_used(f"{sql}\n{options}", parameters),
         )
     except duckdb.Error as exc:
         raise _fail(name, exc) from exc

@@ -421,7 +421,13 @@ STAGES: tuple[Stage, ...] = (
         _publish,
         reads=("linked/.work/<date>/", "linked/", "ledger/"),
         # and removes the run dates past the retention period from every folder (retention.py)
-        writes=("linked/<date>/", "outbox/<date>/", "ledger/<date>/", "warehouse/"),
+        writes=(
+            "linked/<date>/",
+            "outbox/<date>/",
+            "ledger/<date>/",
+            "warehouse/",
+            "feedback_ledger/compacted.parquet",
+        ),
         contract=ANALYTICS,
         summarise=_publish_summary,
         log_lines=_publish_lines,

@@ -1,26 +1,35 @@
--- grain: one row per feedback row the retention period keeps, with its rows file: every row
--- about a signal of a date kept, and of the older signals only a standing status whose effect
--- lasts: deceased, not_resident (never signalled again, never routed there again), and help or
--- no_help_wanted dated less than $lasting_days before the cut (its exclusion or longer
--- cool-down still runs)
+-- grain: one row per signal and status date: the row that stands for the pair (the latest
+-- intake, file and line; the others can never count, on any run date, since rules.md section 5
+-- takes the latest status_date and breaks a tie by them), of the rows the retention period
+-- keeps: every row about a signal of a date kept, and of the older signals only a standing
+-- status whose effect lasts: deceased, not_resident (never signalled again, never routed there
+-- again), and help or no_help_wanted dated less than $lasting_days before the cut (its
+-- exclusion or longer cool-down still runs). The columns of an intake's rows file, in order.
+-- One window: in latest-first order a row stands for its pair when the row before it has
+-- another status date, and for its signal when it comes first.
 with fed as (
     select
         *,
-        row_number() over (
-            partition by signal_id
-            order by status_date desc, intake_id desc, file desc, line desc
-        ) = 1 as standing
-    from read_parquet($feedback_files, filename = true)
+        row_number() over latest_first = 1 as standing,
+        coalesce(lag(status_date) over latest_first <> status_date, true) as stands_for_pair
+    from read_parquet($feedback_files)
+    window latest_first as (
+        partition by signal_id
+        order by status_date desc, intake_id desc, file desc, line desc
+    )
 )
 
-select fed.* exclude (fed.standing)
+select fed.* exclude (fed.standing, fed.stands_for_pair)
 from fed
 where
-    fed.signal_date >= cast($before as date)
-    or (fed.standing and fed.status in ('deceased', 'not_resident'))
-    or (
-        fed.standing
-        and fed.status = 'picked_up'
-        and list_contains($lasting_results, fed.result)
-        and fed.status_date + to_days(cast($lasting_days as integer)) >= cast($before as date)
+    fed.stands_for_pair
+    and (
+        fed.signal_date >= cast($before as date)
+        or (fed.standing and fed.status in ('deceased', 'not_resident'))
+        or (
+            fed.standing
+            and fed.status = 'picked_up'
+            and list_contains($lasting_results, fed.result)
+            and fed.status_date + to_days(cast($lasting_days as integer)) >= cast($before as date)
+        )
     )
