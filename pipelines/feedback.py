@@ -58,6 +58,7 @@ from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.plans import write_partner_file
 from pipelines.policy import load_policy
 from pipelines.records import read_json, write_record
+from pipelines.retention import newest_date
 from pipelines.sql import (
     connect,
     copy_to,
@@ -505,28 +506,28 @@ NEW_ROWS = ".feedback.parquet.new"
 def expire(layout: Layout, before: dt.date, seen: set[tuple[str, str]] | None = None) -> int:
     """Retention (interfaces.md section 4) and compaction of the feedback ledger, once a night
     after the commit: the gemeenten' files named before `before` that were taken in go from
-    `feedback/`, the ledger is compacted (`compact`) without the feedback about signals of run
-    dates before `before` whose effect does not last, and the records of intakes before it go
-    (`_expire_intakes`). Returns the number of ledger rows that went."""
+    `feedback/`, and the ledger is compacted (`compact`) without the feedback about signals of
+    run dates before `before` whose effect does not last. Returns the number of ledger rows
+    that went. Each intake's record (`intake.json`: the files and their sha256) stays: it is
+    how the same bytes are known again, whatever name they come back under."""
     root = layout.feedback_ledger
     if (root / EXPIRY_READY).is_file():
         _replace_expired(root)
     for stray in root.glob(f"[0-9]*/{NEW_ROWS}"):
         stray.unlink()
     _expire_inbox(layout, before, _taken_in(layout.data_dir) if seen is None else seen)
-    gone = compact(layout, before)
-    _expire_intakes(root, before, compacted_intakes(root / COMPACTED))
-    return gone
+    return compact(layout, before)
 
 
-def compact(layout: Layout, before: dt.date) -> int:
+def compact(layout: Layout, before: dt.date, as_of: dt.date | None = None) -> int:
     """Fold every intake's rows into one compacted file, so that what a night reads does not
     grow with the feedback kept: of the rows about one signal and one status date only one can
     ever count, on any run date (the latest intake, file and line: rules.md section 5 takes the
     latest status_date and breaks a tie by them), so only that one is kept; a gemeente that
     sends its full list every week adds rows only for the statuses that changed. The retention
     period is applied in the same pass (`sql/feedback/feedback_kept.sql`): of signals of run
-    dates before `before` only a standing status whose effect lasts stays.
+    dates before `before` only the status standing on `as_of` (the newest run date) whose
+    effect lasts stays, with any status dated after `as_of` (it has not counted yet).
 
     The new file, with the list of intakes it holds in its metadata, replaces the old one in one
     step; only then do those intakes' rows files go (their `intake.json` stays: it says what
@@ -541,8 +542,7 @@ def compact(layout: Layout, before: dt.date) -> int:
     files = feedback_files(layout.data_dir)
     if not files:
         return 0
-    merged = {p.parent.name for p in files if p != compacted}
-    merged |= {i for i in compacted_intakes(compacted) if (root / i).is_dir()}  # not expired
+    merged = compacted_intakes(compacted) | {p.parent.name for p in files if p != compacted}
     rows_before = sum(pq.read_metadata(p).num_rows for p in files)
     rules = load_policy()["feedback"]
     temporary = temporary_sibling(compacted)
@@ -555,6 +555,7 @@ def compact(layout: Layout, before: dt.date) -> int:
                 {
                     "feedback_files": [str(p) for p in files],
                     "before": before,
+                    "as_of": as_of or newest_date(layout) or before,
                     "lasting_results": [*rules["exclusion_results"], "no_help_wanted"],
                     "lasting_days": max(int(rules["exclusion_days"]), int(rules["cooldown_days"])),
                     "intakes": json.dumps(sorted(merged)),
@@ -572,35 +573,6 @@ def compact(layout: Layout, before: dt.date) -> int:
     if gone:
         log.info("feedback ledger: %d rows superseded or past retention (before %s)", gone, before)
     return gone
-
-
-def _expire_intakes(root: Path, before: dt.date, compacted: set[str]) -> None:
-    """The records of intakes on run dates before the cut go too (retention: older run dates
-    leave every hub file), once their rows are in the compacted file and every file they took
-    in has left `feedback/` (else the same bytes would be taken in again). The record goes
-    before its folder, and an empty folder left by a kill goes the next time."""
-    for intake in sorted(compacted):
-        folder = root / intake
-        record = folder / INTAKE_RECORD
-        if record.is_file():
-            content = read_json(record)
-            named = [_named_on(entry["file"]) for entry in content.get("files", [])]
-            if dt.date.fromisoformat(content["run_date"]) >= before or any(
-                date is None or date >= before for date in named
-            ):
-                continue
-            (folder / ROWS_FILE).unlink(missing_ok=True)
-            record.unlink()
-        if folder.is_dir() and not any(folder.iterdir()):
-            folder.rmdir()
-
-
-def _named_on(file: str) -> dt.date | None:
-    match = FEEDBACK_NAME_PATTERN.fullmatch(Path(file).name)
-    try:
-        return dt.date.fromisoformat(match["date"]) if match else None
-    except ValueError:
-        return None
 
 
 def _remove_rows_files(root: Path, intakes: set[str]) -> None:

@@ -187,8 +187,28 @@ def test_retention_drops_what_does_not_last(tmp_path):
             (2, STATUS_DATES[2], "picked_up", "quick_fix", "f", 5),
         ],
     )
-    assert compact(Layout(tmp_path), SIGNAL_DATE + dt.timedelta(days=1)) == 3
-    assert [s[1] for s in standing_on(tmp_path, STATUS_DATES[3], own_signals=True)] == [SIGNALS[1]]
+    cut, newest = SIGNAL_DATE + dt.timedelta(days=1), SIGNAL_DATE + dt.timedelta(days=20)
+    assert compact(Layout(tmp_path), cut, as_of=newest) == 3
+    assert [s[1] for s in standing_on(tmp_path, newest, own_signals=True)] == [SIGNALS[1]]
+
+
+def test_retention_keeps_what_stands_on_the_newest_date_and_what_is_dated_after_it(tmp_path):
+    """A status dated after the newest run date (a typo, or a date to come) has not counted
+    yet: the status standing until then stays, and so does the later one, which replaces it
+    when its date comes."""
+    deceased_on, typo = SIGNAL_DATE + dt.timedelta(days=2), dt.date(2062, 1, 5)
+    write_intake(
+        tmp_path,
+        "20260111T000000000000Z",
+        [(0, deceased_on, "deceased", None, "f", 2), (0, typo, "open", None, "f", 3)],
+    )
+    cut, newest = SIGNAL_DATE + dt.timedelta(days=30), SIGNAL_DATE + dt.timedelta(days=430)
+    before = [standing_on(tmp_path, d, own_signals=False) for d in (newest, typo)]
+    assert compact(Layout(tmp_path), cut, as_of=newest) == 0
+    after = [standing_on(tmp_path, d, own_signals=False) for d in (newest, typo)]
+    assert after == before
+    assert [(s[6], s[5]) for s in after[0]] == [("deceased", deceased_on)]
+    assert [(s[6], s[5]) for s in after[1]] == [("open", typo)]
 
 
 def killed_compaction(data: Path, point: str) -> subprocess.CompletedProcess:
@@ -261,33 +281,3 @@ def test_a_damaged_compacted_file_is_one_clear_error(tmp_path):
     compacted.write_bytes(b"not parquet")
     with pytest.raises(FeedbackError, match=r"compacted\.parquet: not a compacted feedback ledger"):
         feedback_files(tmp_path)
-
-
-def test_the_records_of_intakes_before_the_cut_go_once_their_files_have(tmp_path):
-    """Retention: an intake's record goes with its run date, once its rows are compacted and the
-    files it took in have left feedback/ (their names' dates are before the cut too)."""
-    old = "feedback/GM0363/feedback-2026-01-11.csv.p7s"
-    late = "feedback/GM0363/feedback-2026-03-01.csv.p7s"
-    for intake_id, run_date, file in (
-        ("20260111T000000000000Z", dt.date(2026, 1, 11), old),
-        ("20260112T000000000000Z", dt.date(2026, 1, 12), late),
-        ("20260301T000000000000Z", dt.date(2026, 3, 1), late),
-    ):
-        rows = [(0, STATUS_DATES[1], "deceased", None, file, 2)]
-        write_intake(tmp_path, intake_id, rows, run_date=run_date, files=(file,))
-    expire(Layout(tmp_path), dt.date(2026, 2, 1), seen=set())
-    ledger = tmp_path / "feedback_ledger"
-    assert sorted(p.name for p in ledger.iterdir() if p.is_dir()) == [
-        "20260112T000000000000Z",  # took in a file named after the cut: still in feedback/
-        "20260301T000000000000Z",  # a run date after the cut
-    ]
-    assert ledger_rows(tmp_path) == 1  # the standing deceased lasts
-
-
-def test_an_intake_folder_a_kill_left_empty_goes(tmp_path):
-    write_intake(tmp_path, "20260111T000000000000Z", [(0, STATUS_DATES[1], "open", None, "f", 2)])
-    compact(Layout(tmp_path), LONG_AGO)
-    folder = tmp_path / "feedback_ledger" / "20260111T000000000000Z"
-    (folder / "intake.json").unlink()  # killed between the record and its folder
-    expire(Layout(tmp_path), LONG_AGO, seen=set())
-    assert not folder.exists()
