@@ -538,11 +538,12 @@ def compact(layout: Layout, before: dt.date, as_of: dt.date | None = None) -> in
     compacted = root / COMPACTED
     for leftover in root.glob(f".{COMPACTED}.*.tmp"):
         leftover.unlink()  # a compaction killed before its replace
-    _remove_rows_files(root, compacted_intakes(compacted))  # one killed after it
+    held = compacted_intakes(compacted)
+    _remove_rows_files(root, held)  # a compaction killed after its replace
     files = feedback_files(layout.data_dir)
     if not files:
         return 0
-    merged = compacted_intakes(compacted) | {p.parent.name for p in files if p != compacted}
+    merged = held | {p.parent.name for p in files if p != compacted}
     rows_before = sum(pq.read_metadata(p).num_rows for p in files)
     rules = load_policy()["feedback"]
     temporary = temporary_sibling(compacted)
