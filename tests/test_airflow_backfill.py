@@ -7,6 +7,13 @@ api-server's execution API. Backfill runs are not bound by the DAG's `max_active
 the backfill's own (10 unless `--max-active-runs` says otherwise), so the nights run one at a time
 and oldest first only with `--max-active-runs 1` (and without `--run-backwards`); the test checks
 that each run started after the previous one ended.
+
+The backfill is created while no other Airflow process writes the database: SQLite has one
+writer, and `backfill create` commits each run in a transaction that reads before it writes. If a
+scheduler's heartbeat holds the write lock at that moment, SQLite answers "database is locked" at
+once (no wait can help: each would wait for the other). So the dag-processor serializes the DAG
+and stops, the backfill is created beside an idle api-server, and only then do the scheduler and
+dag-processor start.
 """
 
 from __future__ import annotations
@@ -34,7 +41,6 @@ pytestmark = pytest.mark.slow
 DATES = [dt.date(2026, 9, 14), dt.date(2026, 9, 15), dt.date(2026, 9, 16)]
 GROW = (0, 0, 60_000)  # A escalates on the third night, as in tests/test_airflow.py
 TIMEOUT_SECONDS = 600
-SERVICES = (("api-server",), ("scheduler",), ("dag-processor",))
 
 
 def free_port() -> int:
@@ -71,16 +77,17 @@ def airflow_env(home: Path, data_dir: Path, key: Path, port: int) -> dict[str, s
 
 
 @contextmanager
-def airflow_services(env: dict[str, str], logs: Path):
-    """api-server, scheduler and dag-processor, each in a session of its own; on the way out
-    everything in those sessions is killed, task processes (own process groups) included."""
+def airflow_services(env: dict[str, str], logs: Path, *services: str):
+    """These Airflow services (`api-server`, `scheduler`, `dag-processor`), each in a session of
+    its own; on the way out everything in those sessions is killed, task processes (own process
+    groups) included."""
     started = []
     try:
-        for command in SERVICES:
-            with (logs / f"{command[0]}.log").open("wb") as out:
+        for service in services:
+            with (logs / f"{service}.log").open("ab") as out:
                 started.append(
                     subprocess.Popen(
-                        [AIRFLOW, *command],
+                        [AIRFLOW, service],
                         env=env,
                         stdin=subprocess.DEVNULL,
                         stdout=out,
@@ -172,13 +179,14 @@ def test_backfill_of_three_nights_matches_three_cli_runs(tmp_path):
     subprocess.run(
         [AIRFLOW, "db", "migrate"], env=env, check=True, capture_output=True, timeout=300
     )
-    with airflow_services(env, logs):
-        wait_for(
-            "the dag-processor to serialize the DAG",
-            lambda: api(port, f"dags/{DAG_ID}"),
-            deadline,
-            logs,
-        )
+    with airflow_services(env, logs, "api-server"):
+        with airflow_services(env, logs, "dag-processor"):
+            wait_for(
+                "the dag-processor to serialize the DAG",
+                lambda: api(port, f"dags/{DAG_ID}"),
+                deadline,
+                logs,
+            )
         api(port, f"dags/{DAG_ID}", "PATCH", {"is_paused": False})
         created = subprocess.run(
             [
@@ -193,28 +201,29 @@ def test_backfill_of_three_nights_matches_three_cli_runs(tmp_path):
         )
         assert created.returncode == 0, created.stdout[-3000:] + created.stderr[-3000:]
         backfill_created = time.monotonic()
-        for date in DATES:  # the same nights through the CLI, while Airflow runs them
-            run_night(date, data_dir=via_cli, hub_key_path=key)
+        with airflow_services(env, logs, "scheduler", "dag-processor"):
+            for date in DATES:  # the same nights through the CLI, while Airflow runs them
+                run_night(date, data_dir=via_cli, hub_key_path=key)
 
-        def finished() -> list[dict] | None:
-            """The backfill's runs once all succeeded; fails at the first task that failed
-            (its retries would take minutes)."""
-            troubled = api(
-                port,
-                f"dags/{DAG_ID}/dagRuns/~/taskInstances"
-                "?state=failed&state=up_for_retry&state=upstream_failed",
-            )["task_instances"]
-            assert not troubled, "\n".join(
-                f"{t['dag_run_id']} {t['task_id']}[{t['map_index']}]: {t['state']}\n"
-                + task_errors(home, t["dag_run_id"])
-                for t in troubled
-            )
-            runs = api(port, f"dags/{DAG_ID}/dagRuns?run_type=backfill&order_by=logical_date")
-            runs = runs["dag_runs"]
-            assert all(r["state"] != "failed" for r in runs), runs
-            return runs if [r["state"] for r in runs] == ["success"] * len(DATES) else None
+            def finished() -> list[dict] | None:
+                """The backfill's runs once all succeeded; fails at the first task that failed
+                (its retries would take minutes)."""
+                troubled = api(
+                    port,
+                    f"dags/{DAG_ID}/dagRuns/~/taskInstances"
+                    "?state=failed&state=up_for_retry&state=upstream_failed",
+                )["task_instances"]
+                assert not troubled, "\n".join(
+                    f"{t['dag_run_id']} {t['task_id']}[{t['map_index']}]: {t['state']}\n"
+                    + task_errors(home, t["dag_run_id"])
+                    for t in troubled
+                )
+                runs = api(port, f"dags/{DAG_ID}/dagRuns?run_type=backfill&order_by=logical_date")
+                runs = runs["dag_runs"]
+                assert all(r["state"] != "failed" for r in runs), runs
+                return runs if [r["state"] for r in runs] == ["success"] * len(DATES) else None
 
-        runs = wait_for("the backfill's three runs", finished, deadline, logs)
+            runs = wait_for("the backfill's three runs", finished, deadline, logs)
     seconds = time.monotonic() - started_at
 
     assert [dt.datetime.fromisoformat(r["logical_date"]) for r in runs] == [
