@@ -93,12 +93,12 @@ def _measures(contract: Contract, table: str, keys: tuple[str, ...]) -> list[str
 def agg_signal_funnel(con: duckdb.DuckDBPyConnection, contract: Contract) -> None:
     """The funnel for sharing: per month, the national total of each measure is shown, so each
     measure of a month is a group for secondary suppression (as in agg_signal_monitoring).
-    A month's `signals` and `with_identity` are the totals of its nights, which
+    A month's `signals_sent` and `with_identity` are the totals of its nights, which
     agg_signal_monitoring shows one by one: where it withholds a night, the month is withheld
     too (`publish/funnel_forced`), or the night would follow by subtraction."""
     empty_table(con, contract, "agg_signal_funnel")
     forced: dict = {}
-    for gemeente, measure, month in query(con, "publish/funnel_forced").fetchall():
+    for gemeente, month, measure in query(con, "publish/funnel_forced").fetchall():
         forced.setdefault(month, set()).add((gemeente, measure))
     measures = _measures(contract, "signal_funnel", FUNNEL_KEYS)
     frame = con.table("signal_funnel").pl()

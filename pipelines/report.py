@@ -153,7 +153,7 @@ def _held_back(con: Any, layout: Layout, run_date: dt.date) -> list[tuple[str, s
 # (column of signal_funnel, label): the funnel narrows in this order (the contract's
 # funnel_narrows rule); the not-picked-up statuses are a breakdown beside it, not a step
 FUNNEL = (
-    ("signals", "signals sent"),
+    ("signals_sent", "signals sent"),
     ("with_identity", "with a sealed identity"),
     ("feedback_received", "feedback received"),
     ("picked_up", "picked up"),
@@ -191,7 +191,7 @@ def _feedback(con: Any) -> dict[str, Any]:
         "received": national["feedback_received"] > 0,
         "as_of": as_of.isoformat() if as_of else "",
         "months": _month(first) if first == last else f"{_month(first)} to {_month(last)}",
-        "signals": national["signals"],
+        "signals": national["signals_sent"],
         "funnel": [(label, national[column]) for column, label in FUNNEL],
         "not_picked_up": [(label, national[column]) for column, label in NOT_PICKED_UP],
         "partners": partners,

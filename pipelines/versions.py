@@ -5,4 +5,4 @@ parse time (the contract and policy files themselves are read by `pipelines.cont
 from __future__ import annotations
 
 # The contract of the hub's own outputs (link, plans, signals, the analysts' snapshot).
-ANALYTICS_CONTRACT = ("analytics", "1.6.0")
+ANALYTICS_CONTRACT = ("analytics", "2.0.0")

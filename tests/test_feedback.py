@@ -321,8 +321,8 @@ def test_a_date_before_the_signal_ignores_its_feedback(history):
 
 def test_the_funnel_on_the_known_history(history):
     """As of D4: the signals per month and, per the standing status of each, the funnel."""
-    columns = (
-        "signals, with_identity, feedback_received, picked_up, contact_made, help_started, "
+    columns = (  # rules.md section 5: "integer columns named after these"
+        "signals_sent, with_identity, feedback_received, picked_up, contact_made, help_started, "
         "unjustified, repeats, not_resident, deceased"
     )
     rows = history.snapshot(
@@ -584,7 +584,7 @@ def test_a_hub_upgraded_from_1_5_0_reads_its_older_nights_with_nulls(one_night):
     )
     assert rows == [(D1, 10, None, None), (days(D1, 1), 0, 0, 0)]
     assert hub.snapshot(
-        "select signals, with_identity from signal_funnel where gemeente_code = 'ALL'"
+        "select signals_sent, with_identity from signal_funnel where gemeente_code = 'ALL'"
     ) == [(10, 0)]
     # signal_partners only from the night delivered under 1.6.0 (none qualified: all repeats)
     assert hub.snapshot("select count(*) from signal_partners") == [(0,)]
@@ -672,7 +672,7 @@ def test_a_withheld_night_withholds_its_month_in_the_funnel():
         agg_signal_funnel(con, contract)
         shown = con.execute(
             "select gemeente_code, value, suppressed from agg_signal_funnel "
-            "where measure = 'signals' order by gemeente_code"
+            "where measure = 'signals_sent' order by gemeente_code"
         ).fetchall()
     assert shown == [("ALL", None, True), ("GM0363", None, True)]
 

@@ -118,6 +118,54 @@ def key(tmp_path_factory) -> Path:
     return hub_key_file(tmp_path_factory.mktemp("key"))
 
 
+# ------------------------------------------------------------------ nobody in arrears
+
+
+def test_a_night_with_nobody_in_arrears_is_published_and_the_next_night_goes_on(tmp_path, key):
+    """Every partner delivers, but no claim is in arrears (or nothing at all): an honest night,
+    published with exit 0 and zero counts, not a broken contract."""
+    quiet, busy = dt.date(2026, 3, 2), dt.date(2026, 3, 3)
+    landing = tmp_path / "data" / "landing"
+    paid_up = {**claim("ann", "BD", 5_000), "arrears_cents": 0, "arrears_since": ""}
+    write_claims_delivery(landing, quiet, "BD", [paid_up])
+    deliver_empty_extracts(landing, quiet)
+    write_claims_delivery(landing, busy, "BD", [claim("ann", "BD", 5_000)])
+    write_claims_delivery(landing, busy, "CJIB", [claim("ann", "CJIB", 7_000)])
+    deliver_empty_extracts(landing, busy)
+    data = tmp_path / "data"
+
+    done = run(data, key, quiet)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rows(data, "select n_partners, persons from overlap_counts order by n_partners") == [
+        (n, 0) for n in range(1, 9)
+    ]
+    assert rows(data, "select count(*), sum(n_partners) from persons") == [(1, 0)]
+    assert rows(data, "select count(*) from signals") == [(0,)]
+
+    done = run(data, key, busy)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rows(
+        data,
+        "select n_partners, persons from overlap_counts where run_date = $d and persons > 0",
+        d=busy,
+    ) == [(2, 1)]
+    assert rows(data, "select run_date, persons from overlap_counts where n_partners = 1") == [
+        (quiet, 0),
+        (busy, 0),
+    ]
+    assert run(data, key, quiet).returncode == 0  # a rerun of the quiet date, out of order
+
+
+def test_a_night_of_empty_deliveries_is_published(tmp_path, key):
+    """All eight partners and TSL deliver empty files: nothing to link, still a published night."""
+    date = dt.date(2026, 3, 2)
+    deliver_empty_extracts(tmp_path / "data" / "landing", date)
+    done = run(tmp_path / "data", key, date)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert rows(tmp_path / "data", "select count(*), sum(persons) from overlap_counts") == [(8, 0)]
+    assert rows(tmp_path / "data", "select count(*) from persons") == [(0,)]
+
+
 # ------------------------------------------------------------------ quiet day
 
 

@@ -274,7 +274,7 @@ def test_signals_without_any_feedback_say_so_in_one_line(layout):
     with duckdb.connect(str(layout.snapshot)) as con:
         con.execute(
             "insert into signal_funnel by name select $d as as_of, g as gemeente_code, "
-            "date '2026-10-01' as month, 12 as signals, 0 as with_identity, "
+            "date '2026-10-01' as month, 12 as signals_sent, 0 as with_identity, "
             "0 as feedback_received, 0 as picked_up, 0 as contact_made, 0 as help_started, "
             "0 as unjustified, 0 as repeats, 0 as not_resident, 0 as deceased "
             "from unnest(['ALL', 'GM0363']) as t (g)",
@@ -282,7 +282,7 @@ def test_signals_without_any_feedback_say_so_in_one_line(layout):
         )
         con.execute(
             "insert into signal_funnel by name select as_of, gemeente_code, "
-            "date '2026-11-01' as month, 30 as signals, 0 as with_identity, "
+            "date '2026-11-01' as month, 30 as signals_sent, 0 as with_identity, "
             "0 as feedback_received, 0 as picked_up, 0 as contact_made, 0 as help_started, "
             "0 as unjustified, 0 as repeats, 0 as not_resident, 0 as deceased "
             "from signal_funnel"

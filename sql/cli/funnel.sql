@@ -1,7 +1,7 @@
 -- grain: one row per month of signal_date: the national funnel of what became of the signals
 select
     month,
-    signals,
+    signals_sent,
     with_identity,
     feedback_received,
     picked_up,

@@ -6,7 +6,7 @@ with sent as (
     select
         monitoring.gemeente_code,
         cast(date_trunc('month', monitoring.run_date) as date) as month,  -- noqa: RF04
-        sum(monitoring.signals) as signals,
+        sum(monitoring.signals) as signals_sent,
         coalesce(sum(monitoring.with_identity), 0) as with_identity
     from signal_monitoring as monitoring
     where monitoring.run_date <= cast($as_of as date)
@@ -40,7 +40,7 @@ per_gemeente as (
     select
         coalesce(sent.gemeente_code, fed.gemeente_code) as gemeente_code,
         coalesce(sent.month, fed.month) as month,  -- noqa: RF04
-        coalesce(sent.signals, 0) as signals,
+        coalesce(sent.signals_sent, 0) as signals_sent,
         coalesce(sent.with_identity, 0) as with_identity,
         coalesce(fed.feedback_received, 0) as feedback_received,
         coalesce(fed.picked_up, 0) as picked_up,
@@ -59,7 +59,7 @@ national as (
     select
         'ALL' as gemeente_code,
         per_gemeente.month,
-        sum(per_gemeente.signals) as signals,
+        sum(per_gemeente.signals_sent) as signals_sent,
         sum(per_gemeente.with_identity) as with_identity,
         sum(per_gemeente.feedback_received) as feedback_received,
         sum(per_gemeente.picked_up) as picked_up,
@@ -77,7 +77,7 @@ select
     cast($as_of as date) as as_of,
     rows_.gemeente_code,
     rows_.month,
-    cast(rows_.signals as bigint) as signals,
+    cast(rows_.signals_sent as bigint) as signals_sent,
     cast(rows_.with_identity as bigint) as with_identity,
     cast(rows_.feedback_received as bigint) as feedback_received,
     cast(rows_.picked_up as bigint) as picked_up,

@@ -5,7 +5,7 @@ select
     max(funnel.as_of) as as_of,
     min(funnel.month) as first_month,
     max(funnel.month) as last_month,
-    coalesce(sum(funnel.signals), 0) as signals,
+    coalesce(sum(funnel.signals_sent), 0) as signals_sent,
     coalesce(sum(funnel.with_identity), 0) as with_identity,
     coalesce(sum(funnel.feedback_received), 0) as feedback_received,
     coalesce(sum(funnel.picked_up), 0) as picked_up,
