@@ -7,7 +7,9 @@ night as a "new" partner of thousands of people (escalating and re-signalling th
 expected dataset (`claims` of every partner, `income` of the partners its contract names) the
 run uses tonight's accepted dataset, or else the latest accepted one of the
 `max_staleness_days` (policy) before it; beyond that the partner is left out and no signals
-are delivered that night.
+are delivered that night. An optional dataset (`identities`) is never expected, so never left
+out; but when a partner delivered one it is carried forward in the same way, and listed as stale
+like the rest ("when delivered they are carried forward like the rest").
 
 The choice depends only on what is staged for this date and earlier dates, so it is the same
 whichever order dates are run in; looking back at most `max_staleness_days` dates keeps its cost
@@ -33,13 +35,24 @@ DEFAULT_MAX_STALENESS_DAYS = 7
 @cache
 def expected_datasets() -> tuple[tuple[str, str], ...]:
     """(partner, dataset) expected every night: from the contracts' `partners` property."""
-    expected = []
+    return _datasets(optional=False)
+
+
+@cache
+def optional_datasets() -> tuple[tuple[str, str], ...]:
+    """(partner, dataset) a partner may deliver or not (identities: a partner without the
+    gemeenten's certificates has none): carried forward when there is one, never missing."""
+    return _datasets(optional=True)
+
+
+def _datasets(*, optional: bool) -> tuple[tuple[str, str], ...]:
+    found = []
     for dataset in PARTNER_DATASETS:
-        if current_contract(dataset).custom_property("optional"):
-            continue  # identities: a partner without the gemeenten's certificates has none
+        if bool(current_contract(dataset).custom_property("optional")) != optional:
+            continue
         partners = current_contract(dataset).custom_property("partners") or partner_codes()
-        expected += [(partner, dataset) for partner in partners]
-    return tuple(sorted(expected, key=lambda pd: (pd[1] != "claims", pd)))
+        found += [(partner, dataset) for partner in partners]
+    return tuple(sorted(found, key=lambda pd: (pd[1] != "claims", pd)))
 
 
 def max_staleness_days() -> int:
@@ -70,17 +83,26 @@ class Chosen:
 
 @dataclass(frozen=True)
 class Selection:
+    """Per partner and dataset, what a night uses. `chosen` holds every expected dataset (the
+    link's input); `optional` the optional datasets a partner has within the window (the
+    signal files' sealed identities), which the analytic tables do not depend on."""
+
     run_date: dt.date
     max_staleness_days: int
     chosen: tuple[Chosen, ...]
+    optional: tuple[Chosen, ...] = ()
 
     def files(self, dataset: str) -> list[Path]:
-        """The staged Parquet files of `dataset` to link, one per contributing partner."""
-        return [c.staged for c in self.chosen if c.dataset == dataset and c.staged is not None]
+        """The staged Parquet files of `dataset` to use, one per contributing partner."""
+        return [
+            c.staged
+            for c in (*self.chosen, *self.optional)
+            if c.dataset == dataset and c.staged is not None
+        ]
 
     @property
     def stale(self) -> list[Chosen]:
-        return [c for c in self.chosen if c.status == "stale"]
+        return [c for c in (*self.chosen, *self.optional) if c.status == "stale"]
 
     @property
     def left_out(self) -> list[Chosen]:
@@ -92,8 +114,9 @@ class Selection:
         return not self.left_out
 
     def fingerprint(self) -> list[list[str]]:
-        """What was chosen, as JSON-friendly rows: a later date whose recorded fingerprint
-        differs from a fresh selection must be derived again."""
+        """What was chosen for the link, as JSON-friendly rows: a later date whose recorded
+        fingerprint differs from a fresh selection must be derived again (the optional datasets
+        change no table, and later dates deliver nothing when derived again)."""
         return [
             [c.partner, c.dataset, c.status, str(c.extract_date or ""), c.sha256 or ""]
             for c in self.chosen
@@ -101,27 +124,33 @@ class Selection:
 
 
 def select(data_dir: Path, run_date: dt.date) -> Selection:
-    """Choose, per expected dataset, tonight's staged data or the latest within the limit."""
-    layout = Layout(data_dir)
-    limit = max_staleness_days()
-    chosen = []
-    for partner, dataset in expected_datasets():
-        found = None
-        for age in range(limit + 1):
-            day = run_date - dt.timedelta(days=age)
-            staged = layout.staging_date(day) / partner / f"{dataset}.parquet"
-            receipt = read_receipt(receipt_path(staged))
-            # the receipt is written last: it says the dataset was staged (its Parquet may have
-            # been evicted since; the link stage stages it again: pipelines.evict)
-            if receipt is not None:
-                found = Chosen(
-                    partner,
-                    dataset,
-                    "fresh" if age == 0 else "stale",
-                    day,
-                    staged,
-                    receipt.get("sha256"),
-                )
-                break
-        chosen.append(found or Chosen(partner, dataset, "left_out"))
-    return Selection(run_date, limit, tuple(chosen))
+    """Choose, per expected dataset, tonight's staged data or the latest within the limit;
+    likewise per optional dataset a partner has delivered."""
+    layout, limit = Layout(data_dir), max_staleness_days()
+    chosen = [
+        _latest(layout, run_date, limit, partner, dataset) or Chosen(partner, dataset, "left_out")
+        for partner, dataset in expected_datasets()
+    ]
+    optional = [
+        found
+        for partner, dataset in optional_datasets()
+        if (found := _latest(layout, run_date, limit, partner, dataset)) is not None
+    ]
+    return Selection(run_date, limit, tuple(chosen), tuple(optional))
+
+
+def _latest(
+    layout: Layout, run_date: dt.date, limit: int, partner: str, dataset: str
+) -> Chosen | None:
+    """The partner's accepted dataset of `run_date`, else of the latest of the `limit` days
+    before it; None when there is none."""
+    for age in range(limit + 1):
+        day = run_date - dt.timedelta(days=age)
+        staged = layout.staging_date(day) / partner / f"{dataset}.parquet"
+        receipt = read_receipt(receipt_path(staged))
+        # the receipt is written last: it says the dataset was staged (its Parquet may have
+        # been evicted since; it is staged again before use: pipelines.evict)
+        if receipt is not None:
+            status = "fresh" if age == 0 else "stale"
+            return Chosen(partner, dataset, status, day, staged, receipt.get("sha256"))
+    return None

@@ -136,7 +136,7 @@ def record_run(
             "datasets_rejected": sum(o["status"] == "rejected" for o in outcomes),
             **link_counts(folder),
             "datasets_unchanged": [
-                f"{o['partner']}/{o['dataset']} since {o['unchanged_since']}"
+                f"{o['partner']}/{o['dataset']} unchanged_since {o['unchanged_since']}"
                 for o in outcomes
                 if o.get("unchanged_since")
             ],

@@ -30,6 +30,7 @@ from pathlib import Path
 import polars as pl
 
 from pipelines.carry_forward import Selection
+from pipelines.evict import restore_staged
 from pipelines.faults import kill_point
 from pipelines.feedback import write_partner_feedback
 from pipelines.fileio import flush_folder, replace_atomically, temporary_sibling
@@ -39,7 +40,7 @@ from pipelines.plans import write_partner_exports
 from pipelines.policy import load_policy
 from pipelines.records import DELIVERY_RECORD, SIGNALS_MANIFEST, write_record
 from pipelines.recovery import fresh_folder, swap_in
-from pipelines.signals import identity_files, signal_file_rows, write_signal_files
+from pipelines.signals import signal_file_rows, write_signal_files
 from privacy.cms import load_certificate, load_private_key, sign, sign_and_encrypt
 from privacy.keys import KeyMaterial
 
@@ -56,6 +57,8 @@ class DeliveryDecision:
     outbox: bool
     signals: bool
     note: str | None = None
+    # the staged identities datasets the signal files take sealed values from (the selection's)
+    identities: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def decide(data_dir: Path, run_date: dt.date, selection: Selection) -> DeliveryD
             f"no signal files delivered: {left_out} left out (no accepted data within "
             f"{selection.max_staleness_days} days); a partial picture must not reach a gemeente",
         )
-    return DeliveryDecision(True, True)
+    return DeliveryDecision(True, True, identities=tuple(selection.files("identities")))
 
 
 def deliver_night(
@@ -112,7 +115,9 @@ def deliver_night(
     reason = None
     with_identity: dict[str, list[int]] = {}
     if decision.signals:
-        rows = signal_file_rows(folder, hub_key, identity_files(data_dir, run_date))
+        identities = list(decision.identities)
+        restore_staged(layout, identities)  # evicted since: a rerun long after its night
+        rows = signal_file_rows(folder, hub_key, identities)
         gemeenten = write_signal_files(rows, work, run_date, str(load_policy()["version"]))
         delivered, waiting, reason = _encrypt(work, gemeenten, certs)
         with_identity = identity_counts(rows)

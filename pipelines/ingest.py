@@ -221,7 +221,11 @@ class IngestOutcome:
                 "unchanged": "unchanged (already loaded)",
                 "ok": "passes all checks",
             }[self.status]
-            since = f" (same bytes as since {self.unchanged_since})" if self.unchanged_since else ""
+            since = (  # interfaces.md section 3: "noted as `unchanged_since <date>`"
+                f" (unchanged_since {self.unchanged_since}: the same bytes)"
+                if self.unchanged_since
+                else ""
+            )
             return f"{self.partner} {self.dataset}: {verb}, {self.rows:,} rows{since}"
         first = self.violations[0]
         lines = (

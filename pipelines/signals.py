@@ -13,8 +13,9 @@ Whether the signals are delivered is decided later, when the night is delivered
 `signals.manifest.json`; each person appears under a `person_ref` that only that gemeente gets
 (`privacy.recipients`). Version 2 of the file (rules.md) adds, for each signal, the sealed
 identity a partner delivered for that person and gemeente (`identity_key`, `identity_sealed`,
-copied unchanged: the hub cannot open it), chosen by `signal_identities.sql` among the accepted
-identities datasets of the carry-forward window (`identity_files`).
+copied unchanged: the hub cannot open it), chosen by `signal_identities.sql` among the identities
+datasets the night uses: each partner's of tonight, or else carried forward within the limit like
+any dataset (`carry_forward.Selection.files("identities")`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from pipelines.carry_forward import max_staleness_days
 from pipelines.contracts import load_contract
 from pipelines.dialect import SEPARATOR
 from pipelines.errors import CriError
@@ -44,7 +44,7 @@ from pipelines.layout import Layout
 from pipelines.ledger import delivered_files, ledger_dates
 from pipelines.link import ANALYTICS_CONTRACT, load_linked_tables
 from pipelines.policy import load_policy
-from pipelines.records import SIGNALS_MANIFEST, read_receipt
+from pipelines.records import SIGNALS_MANIFEST
 from pipelines.session import Session, connection
 from pipelines.sql import (
     connect,
@@ -95,7 +95,6 @@ SIGNAL_COUNTS = (
 # what the gemeenten' feedback changed on the run (rules.md section 5)
 FEEDBACK_COUNTS = SIGNAL_COUNTS[6:]
 FORMAT_VERSION = 2  # rules.md "Signal file, version 2": sealed identity, signed manifest
-IDENTITIES = "identities"
 
 
 class SignalError(CriError):
@@ -213,25 +212,6 @@ def signal_run(
     )
     log.info("signals %s: %s for %s gemeenten", run_date, summary.signals, len(gemeenten))
     return summary
-
-
-def identity_files(data_dir: Path, run_date: dt.date) -> list[Path]:
-    """The staged identities datasets a night's signals take sealed values from: every
-    partner's accepted ones of the carry-forward window (`max_staleness_days` up to `run_date`),
-    so that a partner's identities count as long as its claims can be carried forward. A file
-    evicted since (a rerun long after) is staged again from the landing zone first."""
-    from pipelines.evict import restore_staged
-
-    layout = Layout(data_dir)
-    found = []
-    for age in range(max_staleness_days() + 1):
-        day = layout.staging_date(run_date - dt.timedelta(days=age))
-        # the receipt says the dataset was accepted (its Parquet may have been evicted since)
-        for receipt in sorted(day.glob(f"*/{IDENTITIES}.receipt.json")):
-            if read_receipt(receipt) is not None:
-                found.append(receipt.with_name(f"{IDENTITIES}.parquet"))
-    restore_staged(layout, found)
-    return sorted(found)
 
 
 def signal_file_rows(

@@ -447,3 +447,40 @@ def test_identities_delivered_again_unchanged_keep_the_date_they_were_sealed_on(
     assert row["identity_key"] == f"CJIB-{D0.isoformat()}"
     outbox = data_dir / "outbox" / D.isoformat() / "GM0363"
     assert open_row(outbox, "GM0363", row, pki) == BSN["A"]
+
+
+def test_identities_not_delivered_tonight_are_carried_forward_and_listed_as_stale(tmp_path, pki):
+    """CJIB sealed A's identity on D0 and delivers none on D (its claims are fresh): D's
+    signal still carries the D0 value, and the night lists CJIB/identities as stale (interfaces.md
+    section 3: "when delivered they are carried forward like the rest"), exit 3. On a date past
+    the staleness limit the old value is no longer used, and identities are never "missing"."""
+    certs, _ = pki
+    data_dir = tmp_path / "data"
+    landing = data_dir / "landing"
+    key = hub_key_file(tmp_path)
+    late = D0 + dt.timedelta(days=8)
+    for date, bd_cents in ((D0, 100), (D, 60_000), (late, 60_000)):
+        write_claims_delivery(landing, date, "BD", [claim("A", bd_cents)])
+        write_claims_delivery(landing, date, "CJIB", [claim("A", 10_000)])
+        deliver_empty_extracts(landing, date)
+    write_identities_delivery(landing, D0, "CJIB", [identity("A")], certs / "gemeenten")
+    assert run_night(D0, data_dir=data_dir, hub_key_path=key, certs=certs).exit_code == 0
+
+    night = run_night(D, data_dir=data_dir, hub_key_path=key, certs=certs)
+    assert [c.describe() for c in night.selection.stale] == [f"CJIB/identities {D0}"]
+    assert night.exit_code == 3
+    (row,) = signal_rows(data_dir, "GM0363")
+    assert row["identity_key"] == f"CJIB-{D0}"
+    assert (
+        open_row(data_dir / "outbox" / D.isoformat() / "GM0363", "GM0363", row, pki) == (BSN["A"])
+    )
+    with duckdb.connect(str(data_dir / "warehouse" / "analytics.duckdb"), read_only=True) as con:
+        assert con.execute(
+            "select datasets_stale from runs where run_date = ?", [D]
+        ).fetchone() == ([f"CJIB/identities {D0}"],)
+
+    # eight days after D0: beyond the limit, so not used; and never "missing"
+    night = run_night(late, data_dir=data_dir, hub_key_path=key, certs=certs)
+    assert night.selection.files("identities") == []
+    assert night.selection.stale == [] and night.selection.left_out == []
+    assert night.exit_code == 0

@@ -556,6 +556,6 @@ def test_the_same_bytes_for_a_later_date_are_a_quiet_day_not_a_replay(night):
     rewrite_manifest(night / "landing" / later.isoformat() / "CJIB", extract_date=later.isoformat())
     [outcome] = ingest_date(later, data_dir=night)
     assert outcome.status == "accepted" and outcome.unchanged_since == DATE
-    assert f"same bytes as since {DATE}" in outcome.summary()
+    assert f"(unchanged_since {DATE}: the same bytes)" in outcome.summary()
     assert (night / "landing" / later.isoformat() / "CJIB" / "claims.csv").exists()
     assert not (night / "quarantine").exists()

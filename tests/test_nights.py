@@ -184,7 +184,7 @@ def test_a_quiet_day_with_the_same_bytes_is_accepted_and_changes_nothing(tmp_pat
     assert done.returncode == 0, done.stderr
     assert rows(data, "select count(*) from rejections") == [(0,)]
     [(unchanged,)] = rows(data, "select datasets_unchanged from runs where run_date = $d", d=d2)
-    assert "CJIB/claims since 2026-11-20" in unchanged and len(unchanged) == 9
+    assert "CJIB/claims unchanged_since 2026-11-20" in unchanged and len(unchanged) == 9
     counts = "select n_partners, persons from overlap_counts where run_date = $d order by 1"
     assert rows(data, counts, d=d2) == rows(data, counts, d=d1) != []
     assert person(data, "X", d2) == (2, ["BD", "CJIB"], 2)  # persistence counts on

@@ -1,8 +1,9 @@
 -- grain: one row per signal with a sealed identity for the gemeente it goes to (rules.md, "Signal
 -- file, version 2"): of the partners that have one, the first in alphabetical order of code; of
--- that partner's datasets, the latest extract. The value is copied unchanged; the hub cannot
--- open it. Reads `signals`, `staged_identities` (partner, extract_date: the date the values were
--- sealed on; filename: the staged file, whose folder holds the key files) and `person_ids`.
+-- that partner's datasets (the night uses one: tonight's or carried forward), the latest
+-- extract. The value is copied unchanged; the hub cannot open it. Reads `signals`,
+-- `staged_identities` (partner, extract_date: the date the values were sealed on; filename: the
+-- staged file, whose folder holds the key files) and `person_ids`.
 select
     signals.signal_id,
     staged_identities.identity_sealed,
