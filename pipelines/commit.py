@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from pipelines.carry_forward import Selection, select
+from pipelines.carry_forward import Selection, optional_datasets, select
 from pipelines.delivery import DeliveryReport, decide, deliver_night
 from pipelines.errors import CriError
 from pipelines.evict import restore_selection
@@ -230,7 +230,18 @@ def _derive_again(
     for name in KEPT_ON_REDERIVE:
         if (committed / name).is_file():
             shutil.copyfile(committed / name, folder / name)
-    write_record(
-        folder / RUN_RECORD, {**record, **link_counts(folder), **_selection_facts(selection)}
-    )
+    facts = _selection_facts(selection)
+    # the link's inputs as chosen now; the identities as recorded, since the date's signal
+    # files (which used them) are kept
+    facts["datasets_stale"] = [
+        *(c.describe() for c in selection.chosen if c.status == "stale"),
+        *(item for item in record.get("datasets_stale", []) if _optional_item(item)),
+    ]
+    write_record(folder / RUN_RECORD, {**record, **link_counts(folder), **facts})
     swap_in(folder, committed)
+
+
+def _optional_item(item: str) -> bool:
+    """Whether a `datasets_stale` entry (`PARTNER/dataset DATE`) names an optional dataset."""
+    label = item.split(" ", 1)[0]
+    return tuple(label.split("/", 1)) in optional_datasets()

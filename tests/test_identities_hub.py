@@ -484,3 +484,60 @@ def test_identities_not_delivered_tonight_are_carried_forward_and_listed_as_stal
     assert night.selection.files("identities") == []
     assert night.selection.stale == [] and night.selection.left_out == []
     assert night.exit_code == 0
+
+
+def test_a_later_date_derived_again_keeps_the_identities_its_files_used(tmp_path, pki):
+    """CJIB delivers on D0 only; D0+1 and D0+2 carry it forward, and D0+2's signal goes out
+    with CJIB's D0 value. CJIB's D0+1 delivery then arrives late: D0+1 is run again and D0+2
+    derived again (its link now carries D0+1's claims), but D0+2's signal files are kept, so its
+    record still names the identities they used. A partner's newer identities replace its older
+    ones whole, as any carried-forward dataset."""
+    certs, _ = pki
+    data_dir = tmp_path / "data"
+    landing = data_dir / "landing"
+    key = hub_key_file(tmp_path)
+    d1, d2 = D0 + dt.timedelta(days=1), D0 + dt.timedelta(days=2)
+    for date, bd_cents in ((D0, 100), (d1, 100), (d2, 60_000)):
+        write_claims_delivery(landing, date, "BD", [claim("A", bd_cents)])
+    write_claims_delivery(landing, D0, "CJIB", [claim("A", 10_000)])
+    write_identities_delivery(landing, D0, "CJIB", [identity("A")], certs / "gemeenten")
+    for date in (D0, d1, d2):
+        deliver_empty_extracts(landing, date)
+        if date != D0:
+            shutil.rmtree(landing / date.isoformat() / "CJIB")  # CJIB misses these nights
+    for date in (D0, d1, d2):
+        run_night(date, data_dir=data_dir, hub_key_path=key, certs=certs)
+
+    def stale_of(date: dt.date) -> list[str]:
+        with duckdb.connect(
+            str(data_dir / "warehouse" / "analytics.duckdb"), read_only=True
+        ) as con:
+            return con.execute(
+                "select datasets_stale from runs where run_date = ?", [date]
+            ).fetchone()[0]
+
+    def sent_keys(date: dt.date) -> list[str]:
+        path = data_dir / "outbox" / date.isoformat() / "GM0363" / "signals.csv"
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            return [r["identity_key"] for r in csv.DictReader(handle, delimiter=";")]
+
+    assert sent_keys(d2) == [f"CJIB-{D0}"]
+    assert stale_of(d2) == [f"CJIB/claims {D0}", f"CJIB/identities {D0}"]
+
+    write_claims_delivery(landing, d1, "CJIB", [claim("A", 10_000)])
+    write_identities_delivery(landing, d1, "CJIB", [identity("F")], certs / "gemeenten")
+    night = run_night(d1, data_dir=data_dir, hub_key_path=key, certs=certs)
+    assert night.rederived == [d2]
+    assert sent_keys(d2) == [f"CJIB-{D0}"]
+    assert stale_of(d2) == [f"CJIB/claims {d1}", f"CJIB/identities {D0}"]
+
+    # the next night carries CJIB's d1 identities only (they hold F, not A): D0's are replaced
+    d3 = D0 + dt.timedelta(days=3)
+    write_claims_delivery(landing, d3, "BD", [claim("A", 60_000)])
+    deliver_empty_extracts(landing, d3)
+    shutil.rmtree(landing / d3.isoformat() / "CJIB")
+    night = run_night(d3, data_dir=data_dir, hub_key_path=key, certs=certs)
+    assert night.selection.files("identities") == [
+        data_dir / "staging" / d1.isoformat() / "CJIB" / "identities.parquet"
+    ]
+    assert stale_of(d3) == [f"CJIB/claims {d1}", f"CJIB/identities {d1}"]
