@@ -195,6 +195,28 @@ def _inbox_files(layout: Layout) -> list[tuple[str, Path]]:
     return found
 
 
+STRAY = (
+    "not in a gemeente's folder, so not read; put it in feedback/<GMxxxx>/ (GM and four "
+    "digits: the gemeente that signed it)"
+)
+
+
+def _strays(layout: Layout) -> list[Path]:
+    """What sits in `feedback/` outside the gemeenten' folders (a file at the top, a folder
+    named otherwise): never read, but said, so that feedback put in the wrong place is not
+    silently lost."""
+    if not layout.feedback.is_dir():
+        return []
+    return [
+        entry
+        for entry in sorted(layout.feedback.iterdir())
+        if not entry.name.startswith(".")
+        and not (
+            entry.is_dir() and not entry.is_symlink() and GEMEENTE_FOLDER.fullmatch(entry.name)
+        )
+    ]
+
+
 @dataclass
 class _Verified:
     """A file whose signature holds, waiting for the contract check."""
@@ -211,6 +233,9 @@ def take_in(data_dir: Path, certs: Path, run_date: dt.date) -> FeedbackIntake:
     seen = _taken_in(layout.data_dir)
     outcomes: list[FeedbackFile] = []
     verified: list[_Verified] = []
+    for path in _strays(layout):
+        relative = path.relative_to(layout.data_dir).as_posix()
+        outcomes.append(FeedbackFile("", relative, "refused", reason=STRAY))
     for gemeente, path in _inbox_files(layout):
         relative = path.relative_to(layout.data_dir).as_posix()
         found = _verify(gemeente, path, relative, certs, seen)
@@ -339,8 +364,13 @@ def _refusal(path: Path) -> str | None:
         size = path.stat().st_size
     except OSError as exc:
         return f"cannot be read ({exc.strerror or type(exc).__name__}); send it again"
-    if not FEEDBACK_NAME_PATTERN.fullmatch(path.name):
+    named = FEEDBACK_NAME_PATTERN.fullmatch(path.name)
+    if not named:
         return "not a feedback file name; name it feedback-<YYYY-MM-DD>.csv.p7s"
+    try:
+        dt.date.fromisoformat(named["date"])
+    except ValueError:
+        return "the date in the file name is not a date; name it feedback-<YYYY-MM-DD>.csv.p7s"
     if size > MAX_FILE_BYTES:
         return (
             f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; send the feedback in smaller files"

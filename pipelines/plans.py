@@ -57,6 +57,7 @@ class PlanSummary:
     outcomes: dict[str, int]
     monthly_cents_by_partner: dict[str, int]
     rules_version: str
+    note: str | None = None  # e.g. no bijstandsnorm in force on the run date (`norm_gap`)
 
     @property
     def proposals(self) -> int:
@@ -111,15 +112,35 @@ def plan_run(run_date: dt.date, *, folder: Path, session: Session | None = None)
         build_plan_tables(con, run_date, policy)
         check_tables(con, contract, list(PLAN_TABLES))
         write_tables(con, contract, list(PLAN_TABLES), folder, session=session, keep=HANDED_OVER)
+        note = norm_gap(con, run_date)
         outcomes = dict(query(con, "plans/outcome_counts").fetchall())
         by_partner = dict(query(con, "plans/monthly_by_partner").fetchall())
         if session is not None:
             session.release(("income",))  # read by plans alone
     summary = PlanSummary(
-        run_date, {o: outcomes.get(o, 0) for o in OUTCOMES}, by_partner, str(policy["version"])
+        run_date,
+        {o: outcomes.get(o, 0) for o in OUTCOMES},
+        by_partner,
+        str(policy["version"]),
+        note,
     )
     log.info("plans %s: %s", run_date, summary.outcomes)
     return summary
+
+
+def norm_gap(con: duckdb.DuckDBPyConnection, run_date: dt.date) -> str | None:
+    """One line when the reference has no bijstandsnorm in force on `run_date` for some
+    household (a backfill of a date before its first row): rules.md section 3 then has no norm
+    to protect, so capacity is unknown (null) and the plan standard, as without an income row.
+    Said, not silent: the operator can add the norms of that period to the reference."""
+    (in_force_from,) = query(con, "plans/norms_in_force_from").fetchone()
+    if in_force_from is not None and run_date >= in_force_from:
+        return None
+    return (
+        f"no bijstandsnorm in force on {run_date} for every household "
+        f"(data_contracts/reference/bijstandsnormen.csv starts {in_force_from}): capacity "
+        "unknown, so those plans are standard; add the norms of that period to the reference"
+    )
 
 
 def write_partner_exports(folder: Path, outbox: Path, run_date: dt.date) -> list[Path]:

@@ -391,7 +391,10 @@ STAGES: tuple[Stage, ...] = (
         writes=("linked/.work/<date>/plan_*.parquet",),
         contract=ANALYTICS,
         summarise=lambda s: {"outcomes": s.outcomes},
-        log_lines=lambda s: [(logging.INFO, f"plans: {s.outcomes}")],
+        log_lines=lambda s: [
+            (logging.INFO, f"plans: {s.outcomes}"),
+            *([(logging.WARNING, f"plans: {s.note}")] if s.note else []),
+        ],
     ),
     Stage(
         "feedback",

@@ -478,8 +478,14 @@ def test_refused_feedback_is_listed_and_the_run_goes_on(one_night):
         header + f'{sent["E"]};2025-01-06;"deceased;\n',
         "GM0363",
     )
-    # not a feedback file name
+    # not a feedback file name; a name whose date is no date
     (hub.data / "feedback" / "GM0363" / "notes.txt").write_text("hello")
+    hub.send("GM0363", "feedback-2025-13-45.csv.p7s", [(sent["H"], days(D1, 1), "open", "")])
+    # signed and well named, but not in a gemeente's folder: at the top, and in a lower-case one
+    stray = hub.send("GM0363", "feedback-2025-01-10.csv.p7s", [(sent["H"], S, "open", "")])
+    (hub.data / "feedback" / "gm0363").mkdir()
+    shutil.copyfile(stray, hub.data / "feedback" / "gm0363" / stray.name)
+    stray.rename(hub.data / "feedback" / stray.name)
     night = hub.run(days(D1, 1))
     lines = {Path(f.file).name: f for f in night.results["feedback"].files}
     assert lines["feedback-2025-01-06.csv.p7s"].status == "accepted"
@@ -497,6 +503,12 @@ def test_refused_feedback_is_listed_and_the_run_goes_on(one_night):
     assert malformed.status == "refused"
     assert "status_known" in malformed.reason and "1 more rule" in malformed.reason
     assert "not a feedback file name" in lines["notes.txt"].reason
+    assert "date in the file name is not a date" in lines["feedback-2025-13-45.csv.p7s"].reason
+    assert {f.file: f.status for f in night.results["feedback"].files if not f.gemeente} == {
+        "feedback/feedback-2025-01-10.csv.p7s": "refused",
+        "feedback/gm0363": "refused",
+    }
+    assert "put it in feedback/<GMxxxx>/" in lines["gm0363"].line()
     assert "unparseable" in lines["feedback-2025-01-05.csv.p7s"].reason
     for outcome in night.results["feedback"].files:
         assert "\n" not in outcome.line() and sent["P"] not in outcome.line()
@@ -512,6 +524,9 @@ def test_refused_feedback_is_listed_and_the_run_goes_on(one_night):
         "feedback-2025-01-07.csv.p7s",
         "feedback-2025-01-08.csv.p7s",
         "feedback-2025-01-09.csv.p7s",
+        "feedback-2025-01-10.csv.p7s",
+        "feedback-2025-13-45.csv.p7s",
+        "gm0363",
         "notes.txt",
     }
     rows = duckdb.sql(

@@ -199,3 +199,29 @@ def test_invariants_and_agreement_with_the_reference(raw_claims, capacity):
         assert all(result["lines"][(p, r)] <= o for p, r, o in claims)
         assert sum(result["schedule"]) == total
         assert 1 <= result["term"] <= 36 and len(result["schedule"]) == result["term"]
+
+
+def test_a_date_before_the_first_norm_has_unknown_capacity_and_says_so():
+    """The reference's norms start on 2025-01-01: on 2024-12-31 no norm is in force, so an
+    income row gives no capacity (rules.md section 3 has no norm to protect) and the plan is
+    standard, as without income; `norm_gap` gives the line the run prints."""
+    from pipelines.plans import norm_gap
+
+    before = dt.date(2024, 12, 31)
+    result = plan(two(300_000, 300_000), net_income=130_000, run_date=before)
+    assert (result["outcome"], result["capacity"], result["monthly"]) == ("standard", None, 16_667)
+    with duckdb.connect() as con:
+        con.execute(
+            "create table persons (person_id varchar, n_partners int, debt_assistance bool)"
+        )
+        con.execute(
+            "create table claims (person_id varchar, partner varchar, claim_ref varchar,"
+            " outstanding_cents bigint)"
+        )
+        con.execute(
+            "create table income (person_id varchar, household_type varchar,"
+            " net_income_cents bigint)"
+        )
+        build_plan_tables(con, before, load_policy())
+        assert "starts 2025-01-01" in norm_gap(con, before)
+        assert norm_gap(con, dt.date(2025, 1, 1)) is None
