@@ -243,5 +243,5 @@ def _derive_again(
 
 def _optional_item(item: str) -> bool:
     """Whether a `datasets_stale` entry (`PARTNER/dataset DATE`) names an optional dataset."""
-    label = item.split(" ", 1)[0]
-    return tuple(label.split("/", 1)) in optional_datasets()
+    label = item.rsplit(" ", 1)[0]
+    return tuple(label.rsplit("/", 1)) in optional_datasets()

@@ -347,13 +347,25 @@ def _verify(
     try:
         digest = sha256_file(path)
         if (gemeente, digest) in seen:
-            return None
+            return None  # before the name's date: a file taken in before that check existed
+        if _name_date(path) is None:
+            return "the date in the file name is not a date; name it feedback-<YYYY-MM-DD>.csv.p7s"
         content = verify_signed_by(path.read_bytes(), certs / "gemeenten" / f"{gemeente}.crt")
     except CmsError as exc:
         return _not_signed(gemeente, certs, exc)
     except OSError as exc:  # unreadable, or gone since it was listed: this file only
         return f"cannot be read ({exc.strerror or type(exc).__name__}); send it again"
     return _Verified(gemeente, relative, digest, content)
+
+
+def _name_date(path: Path) -> dt.date | None:
+    """The date in a feedback file's name; None when the name has none or it is no real date
+    (`feedback-2026-13-45.csv.p7s`)."""
+    match = FEEDBACK_NAME_PATTERN.fullmatch(path.name)
+    try:
+        return dt.date.fromisoformat(match["date"]) if match else None
+    except ValueError:
+        return None
 
 
 def _refusal(path: Path) -> str | None:
@@ -364,13 +376,8 @@ def _refusal(path: Path) -> str | None:
         size = path.stat().st_size
     except OSError as exc:
         return f"cannot be read ({exc.strerror or type(exc).__name__}); send it again"
-    named = FEEDBACK_NAME_PATTERN.fullmatch(path.name)
-    if not named:
+    if not FEEDBACK_NAME_PATTERN.fullmatch(path.name):
         return "not a feedback file name; name it feedback-<YYYY-MM-DD>.csv.p7s"
-    try:
-        dt.date.fromisoformat(named["date"])
-    except ValueError:
-        return "the date in the file name is not a date; name it feedback-<YYYY-MM-DD>.csv.p7s"
     if size > MAX_FILE_BYTES:
         return (
             f"larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; send the feedback in smaller files"
@@ -621,12 +628,13 @@ def _expire_inbox(layout: Layout, before: dt.date, seen: set[tuple[str, str]]) -
     """The gemeenten' files named before `before` that were taken in (a refused one stays,
     and is reported, until the gemeente replaces or removes it)."""
     for gemeente, path in _inbox_files(layout):
-        match = FEEDBACK_NAME_PATTERN.fullmatch(path.name)
-        if match is None or path.is_symlink() or not path.is_file():
+        if (
+            not FEEDBACK_NAME_PATTERN.fullmatch(path.name)
+            or path.is_symlink()
+            or not path.is_file()
+        ):
             continue
-        try:
-            named = dt.date.fromisoformat(match["date"])
-        except ValueError:  # not a real date: refused by the intake, kept
-            continue
+        # a name without a real date was taken in only before that was checked: it goes too
+        named = _name_date(path) or dt.date.min
         if named < before and (gemeente, sha256_file(path)) in seen:
             path.unlink()

@@ -129,17 +129,21 @@ def plan_run(run_date: dt.date, *, folder: Path, session: Session | None = None)
 
 
 def norm_gap(con: duckdb.DuckDBPyConnection, run_date: dt.date) -> str | None:
-    """One line when the reference has no bijstandsnorm in force on `run_date` for some
-    household (a backfill of a date before its first row): rules.md section 3 then has no norm
-    to protect, so capacity is unknown (null) and the plan standard, as without an income row.
-    Said, not silent: the operator can add the norms of that period to the reference."""
-    (in_force_from,) = query(con, "plans/norms_in_force_from").fetchone()
-    if in_force_from is not None and run_date >= in_force_from:
+    """One line when a household norm of the policy has no bijstandsnorm in force on
+    `run_date` (a backfill of a date before the reference's rows, or a norm the reference
+    lacks): rules.md section 3 then has no norm to protect, so capacity is unknown (null) and
+    the plan standard, as without an income row. Said, not silent: the operator can add the
+    norms of that period to the reference."""
+    missing = query(con, "plans/norms_missing", {"run_date": run_date}).fetchall()
+    if not missing:
         return None
+    norms = ", ".join(
+        f"{norm} (its first: {first})" if first else f"{norm} (none)" for norm, first in missing
+    )
     return (
-        f"no bijstandsnorm in force on {run_date} for every household "
-        f"(data_contracts/reference/bijstandsnormen.csv starts {in_force_from}): capacity "
-        "unknown, so those plans are standard; add the norms of that period to the reference"
+        f"no bijstandsnorm in force on {run_date} for {norms} in "
+        "data_contracts/reference/bijstandsnormen.csv: capacity unknown for those households, "
+        "so their plans are standard; add the norms of that period to the reference"
     )
 
 

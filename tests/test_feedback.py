@@ -768,3 +768,26 @@ def test_retention_keeps_of_old_signals_only_a_standing_deceased_or_not_resident
     signalled = hub.decisions(days(D1, 190))
     assert signalled.keys() == set(PERSONS) - {"P", "H"}
     assert signalled["R"] == ("GM0599", "MULTI_ARREARS")
+
+
+def test_a_name_without_a_real_date_taken_in_before_that_was_checked_is_not_refused(tmp_path):
+    """Upgrade: a hub that took in `feedback-2025-02-30.csv.p7s` before names were checked for a
+    real date knows its bytes; the intake does not list it as refused night after night, and
+    expiry removes it like any file taken in. The same name with new bytes is refused."""
+    from pipelines.feedback import _expire_inbox, _verify
+    from pipelines.fileio import sha256_file
+    from pipelines.layout import Layout
+
+    layout = Layout(tmp_path / "data")
+    path = layout.feedback / "GM0363" / "feedback-2025-02-30.csv.p7s"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"signed bytes")
+    seen = {("GM0363", sha256_file(path))}
+    relative = path.relative_to(layout.data_dir).as_posix()
+    assert _verify("GM0363", path, relative, tmp_path / "certs", seen) is None
+    refusal = _verify("GM0363", path, relative, tmp_path / "certs", set())
+    assert refusal.startswith("the date in the file name is not a date")
+    _expire_inbox(layout, dt.date(2020, 1, 1), set())
+    assert path.exists()  # never taken in: stays, and is reported
+    _expire_inbox(layout, dt.date(2020, 1, 1), seen)
+    assert not path.exists()

@@ -223,5 +223,11 @@ def test_a_date_before_the_first_norm_has_unknown_capacity_and_says_so():
             " net_income_cents bigint)"
         )
         build_plan_tables(con, before, load_policy())
-        assert "starts 2025-01-01" in norm_gap(con, before)
+        assert "for couple (its first: 2025-01-01), single (its first: 2025-01-01)" in (
+            norm_gap(con, before)
+        )
         assert norm_gap(con, dt.date(2025, 1, 1)) is None
+        # a norm the reference lacks is named on any date; one the policy does not use is not
+        con.execute("delete from ref_norms where household_norm = 'couple'")
+        con.execute("insert into ref_norms values (date '2030-01-01', 'single_young', 1)")
+        assert "for couple (none) in" in norm_gap(con, dt.date(2026, 1, 1))
