@@ -188,7 +188,7 @@ def _inbox_files(layout: Layout) -> list[tuple[str, Path]]:
     if not layout.feedback.is_dir():
         return found
     for folder in sorted(layout.feedback.iterdir()):
-        if folder.is_dir() and not folder.is_symlink() and GEMEENTE_FOLDER.fullmatch(folder.name):
+        if _gemeente_folder(folder):
             found += [
                 (folder.name, p) for p in sorted(folder.iterdir()) if not p.name.startswith(".")
             ]
@@ -210,11 +210,13 @@ def _strays(layout: Layout) -> list[Path]:
     return [
         entry
         for entry in sorted(layout.feedback.iterdir())
-        if not entry.name.startswith(".")
-        and not (
-            entry.is_dir() and not entry.is_symlink() and GEMEENTE_FOLDER.fullmatch(entry.name)
-        )
+        if not entry.name.startswith(".") and not _gemeente_folder(entry)
     ]
+
+
+def _gemeente_folder(entry: Path) -> bool:
+    """`feedback/GMxxxx/` itself, not a link to it: the only place the intake reads."""
+    return entry.is_dir() and not entry.is_symlink() and bool(GEMEENTE_FOLDER.fullmatch(entry.name))
 
 
 @dataclass
